@@ -1,0 +1,231 @@
+"""What every view shares: the strict JSON parser, the actor, ETag headers, documented errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import flask_smorest
+from flask import Response, current_app, g, request
+from marshmallow import Schema, fields, validate
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.routing import BaseConverter, ValidationError
+
+from cms import auth
+from cms.errors import Invalid, PreconditionRequired
+from cms.schemas import SLUG_MAX, SLUG_PATTERN, SLUG_RE, ErrorResponseSchema
+from cms.service import REASON_MAX, ContentService
+
+HEX40 = re.compile(r"^[0-9a-f]{40}$")
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+
+class StrictJSONParser(FlaskParser):
+    """JSON bodies: UTF-8 only, no duplicate keys, bounded depth, a JSON media type (else 415)."""
+
+    DEFAULT_VALIDATION_STATUS = 422
+
+    def _raw_load_json(self, req: Any) -> Any:
+        if not is_json_request(req):
+            raise UnsupportedMediaType(
+                f"Send the body as {' or '.join(JSON_TYPES)} (got {req.mimetype or 'none'})."
+            )
+        raw = req.get_data(cache=True)
+        try:
+            return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        except UnicodeDecodeError as exc:
+            raise json.JSONDecodeError(f"Body is not UTF-8: {exc.reason}", "body", exc.start) from None
+        except RecursionError:
+            raise json.JSONDecodeError("JSON nested too deeply", "body", 0) from None
+        except ValueError as exc:
+            if isinstance(exc, json.JSONDecodeError):
+                raise
+            raise json.JSONDecodeError(str(exc), "body", 0) from None
+
+    def _handle_invalid_json_error(self, error: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
+        flask_smorest.abort(400, message=f"Malformed JSON body: {error.msg}.")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = StrictJSONParser()
+
+    def errors(self, *codes: int) -> Any:
+        """Document the error responses an operation can return, in flask-smorest's format."""
+
+        def decorator(func: Any) -> Any:
+            for code in codes:
+                func = self.alt_response(code, response=f"Error{code}")(func)
+            return func
+
+        return decorator
+
+
+ERROR_TEXT = {
+    400: "Malformed request",
+    401: "No or bad token",
+    403: "The token's role is too low",
+    404: "No such item",
+    409: "Conflict: the slug is taken or the item is still referenced",
+    412: "Stale If-Match: the body holds the current item and its ETag",
+    413: "Body too large",
+    415: "Body is not JSON",
+    422: "Invalid fields or parameters",
+    428: "If-Match is required",
+    503: "Temporarily unavailable (busy or a backend is down); see Retry-After",
+    507: "Out of disk space",
+}
+
+
+
+def register_error_responses(api: flask_smorest.Api) -> None:
+    """One response component per error status, shared by every operation."""
+    for code, text in ERROR_TEXT.items():
+        api.spec.components.response(
+            f"Error{code}",
+            {"description": text, "content": {"application/json": {"schema": ErrorResponseSchema}}},
+        )
+
+
+READ_ERRORS = (400, 401, 403, 404, 422, 503)
+WRITE_ERRORS = (400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 503, 507)
+BEARER = [{"bearerAuth": []}]
+OPTIONAL_BEARER = [{}, {"bearerAuth": []}]
+
+
+class SlugConverter(BaseConverter):
+    """Only a valid slug reaches a view; anything else is a 404 before it."""
+
+    regex = r"[a-z0-9]+(?:-[a-z0-9]+)*"
+
+    def to_python(self, value: str) -> str:
+        if len(value) > SLUG_MAX or not SLUG_RE.match(value):
+            raise ValidationError()
+        return value
+
+
+def slug_param_schema(_converter: BaseConverter) -> dict[str, Any]:
+    return {"type": "string", "pattern": SLUG_PATTERN, "maxLength": SLUG_MAX}
+
+
+class WriteHeadersSchema(Schema):
+    if_match = fields.String(
+        data_key="If-Match",
+        metadata={"description": "The item's ETag, as read (required on PUT, PATCH and DELETE)"},
+    )
+    reason = fields.String(
+        data_key="X-Change-Reason",
+        validate=validate.Length(max=REASON_MAX),
+        metadata={"description": "Why: kept in the commit message (UTF-8, one line)"},
+    )
+
+
+class ReasonHeadersSchema(Schema):
+    reason = WriteHeadersSchema._declared_fields["reason"]
+
+
+# --- per request ---------------------------------------------------------------------------------
+
+
+def service() -> ContentService:
+    svc: ContentService = current_app.extensions["cms"]
+    return svc
+
+
+def actor() -> auth.Actor:
+    if "actor" not in g:
+        with service().read_session() as session:
+            g.actor = auth.authenticate(session, request)
+    result: auth.Actor = g.actor
+    return result
+
+
+def require(role: str) -> auth.Actor:
+    who = actor()
+    auth.require(who, role)
+    return who
+
+
+def read_ref(ref: str) -> str:
+    """The full ref a read may see: drafts (main) need an auditor token or above."""
+    from cms.service import REF_NAMES
+
+    if ref != "published":
+        require("auditor")
+    return REF_NAMES[ref]
+
+
+def change_reason(headers: dict[str, Any]) -> str | None:
+    value = headers.get("reason")
+    if value is None:
+        return None
+    try:  # WSGI hands headers over as latin-1; editors write UTF-8
+        return str(value.encode("latin-1").decode("utf-8"))
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise Invalid(
+            "X-Change-Reason must be UTF-8.",
+            errors={"headers": {"X-Change-Reason": ["Not valid UTF-8."]}},
+        ) from None
+
+
+def if_match(headers: dict[str, Any]) -> str | None:
+    """The blob id a write expects; weak or malformed tags never match (strong comparison)."""
+    value = headers.get("if_match")
+    if value is None:
+        return None
+    value = value.strip()
+    if value == "*":
+        raise PreconditionRequired(
+            "If-Match: * would overwrite whatever is there: send the item's ETag."
+        )
+    if value.startswith('"') and value.endswith('"') and len(value) >= 2:
+        value = value[1:-1]
+    return value
+
+
+def not_modified(tag: str) -> bool:
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    wanted = {t.strip().removeprefix("W/").strip('"') for t in header.split(",")}
+    return "*" in wanted or tag.removeprefix("W/").strip('"') in wanted
+
+
+def json_response(
+    payload: Any,
+    status: int = 200,
+    *,
+    etag: str | None = None,
+    revision: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """A JSON answer with its validators; 304 when the client's copy is current."""
+    extra = dict(headers or {})
+    if etag:
+        extra["ETag"] = etag
+    if revision:
+        extra["X-Content-Revision"] = revision
+    if request.method == "GET":
+        extra["Cache-Control"] = "private, no-cache" if actor().role != "anonymous" else "no-cache"
+        extra["Vary"] = "Authorization"
+        if etag and not_modified(etag):
+            return Response(status=304, headers=extra)
+    response = current_app.json.response(payload)
+    response.status_code = status
+    response.headers.update(extra)
+    return response
+
+
+def quoted(blob: str) -> str:
+    return f'"{blob}"'

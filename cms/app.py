@@ -1,0 +1,64 @@
+"""The application factory: config, the content service, the API and its error mapping."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_smorest import Api
+
+from cms import errors
+from cms.api import common, content
+from cms.config import DEFAULTS, default_instance_path
+from cms.index import make_engine
+from cms.service import ContentService
+from cms.store.git import GitStore, Identity
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    test_config = dict(test_config or {})
+    instance_path = test_config.pop("INSTANCE_PATH", None) or default_instance_path()
+    app = Flask(__name__, instance_path=str(instance_path), instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_prefixed_env("CMS")
+    app.config.update(test_config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.compact = True  # type: ignore[attr-defined]
+
+    instance = Path(app.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    repo_path = instance / app.config["CONTENT_REPO"]
+    db_url = app.config["DATABASE_URL"] or f"sqlite:///{instance / 'cms.sqlite3'}"
+    app.config["DATABASE_URL"] = db_url
+
+    svc = ContentService(
+        GitStore(repo_path),
+        make_engine(db_url),
+        Identity(app.config["COMMITTER_NAME"], app.config["COMMITTER_EMAIL"]),
+        lock_timeout=float(app.config["LOCK_TIMEOUT"]),
+    )
+    seed = app.config["SEED_PATH"]
+    svc.bootstrap(Path(seed) if seed else None)
+    app.extensions["cms"] = svc
+
+    app.url_map.converters["slug"] = common.SlugConverter
+    api = Api(app, spec_kwargs={"info": {"description": API_DESCRIPTION}})
+    api.register_converter(common.SlugConverter, common.slug_param_schema)
+    api.spec.components.security_scheme(
+        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A token from `cms tokens create`"}
+    )
+    common.register_error_responses(api)
+    content.register(api)
+    app.extensions["cms_api"] = api
+    errors.register_error_handlers(app)
+    return app
+
+
+API_DESCRIPTION = """\
+The content of scientific workshop sites as JSON. Every edit is one git commit.
+
+Reads without a token see the published site; `?ref=main` (auditor token or above) shows
+drafts. Every item carries an `ETag` (its git blob id); writes to an existing item need it
+in `If-Match`. Errors share one JSON shape: `code`, `status`, `message`, `errors`.
+"""

@@ -1,0 +1,148 @@
+"""The `cms` command: serve, reindex, check, openapi, tokens."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask
+
+from cms import auth
+from cms.app import create_app
+from cms.config import PROJECT_ROOT
+from cms.errors import CMSError
+from cms.service import ContentService
+
+
+def _service(app: Flask) -> ContentService:
+    svc: ContentService = app.extensions["cms"]
+    return svc
+
+
+def spec_json(app: Flask) -> str:
+    """The OpenAPI document exactly as `/openapi.json` serves it, pretty-printed."""
+    return json.dumps(app.extensions["cms_api"].spec.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+@click.group()
+def main() -> None:
+    """TerraBytes CMS: workshop content as JSON, every edit a git commit."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--dev", is_flag=True, help="Flask's reloading development server instead.")
+def serve(host: str, port: int, workers: int, dev: bool) -> None:
+    """Start the API (gunicorn), creating the repository from the seed on first start."""
+    app = create_app()  # creates the repository and catches the index up once, before forking
+    click.echo(f"content repository: {_service(app).store.path}")
+    click.echo(f"index: {app.config['DATABASE_URL']}")
+    if dev:
+        app.run(host=host, port=port, debug=True, use_reloader=True)
+        return
+    _service(app).engine.dispose()
+    argv = [
+        sys.executable, "-m", "gunicorn",
+        "--workers", str(workers),
+        "--bind", f"{host}:{port}",
+        "--access-logfile", "-",
+        "--graceful-timeout", "10",
+        "cms.app:create_app()",
+    ]  # fmt: skip
+    os.execvp(argv[0], argv)
+
+
+@main.command()
+def reindex() -> None:
+    """Rebuild the SQL index from git alone (tokens are kept)."""
+    app = create_app()
+
+    def progress(ref: str, done: int, total: int) -> None:
+        click.echo(f"{ref}: {done}/{total} commits indexed")
+
+    count = _service(app).reindex(progress)
+    click.echo(f"reindexed {count} commits")
+
+
+@main.command()
+def check() -> None:
+    """git fsck the repository and compare the index with git; non-zero exit on any difference."""
+    app = create_app()
+    svc = _service(app)
+    from cms.store.git import StoreError, run_git
+
+    problems = []
+    try:
+        run_git(svc.store.path, "fsck", "--strict", "--no-progress")
+        click.echo("git fsck --strict: ok")
+    except StoreError as exc:
+        problems.append(str(exc))
+    problems += svc.check()
+    for problem in problems:
+        click.echo(f"problem: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("index matches git: ok")
+
+
+@main.command()
+@click.option(
+    "--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+    default=PROJECT_ROOT / "openapi" / "openapi.json", show_default=True,
+)  # fmt: skip
+def openapi(output: Path) -> None:
+    """Write the OpenAPI document."""
+    app = create_app()
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(spec_json(app), encoding="utf-8")
+    click.echo(f"wrote {output}")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens: create, list, revoke."""
+
+
+@tokens.command("create")
+@click.option("--name", required=True, help="Who uses it: becomes the commits' author.")
+@click.option("--email", required=True)
+@click.option("--role", required=True, type=click.Choice(auth.ROLES))
+def tokens_create(name: str, email: str, role: str) -> None:
+    """Create a token and print it once; only its hash is stored."""
+    svc = _service(create_app())
+    try:
+        with svc.write_session() as session:
+            token, secret = auth.create_token(session, name, email, role)
+            token_id = token.id
+    except CMSError as exc:
+        raise click.BadParameter(exc.message) from None
+    click.echo(f"token {token_id} ({role}) for {name} <{email}>; it is shown only now:", err=True)
+    click.echo(secret)
+
+
+@tokens.command("list")
+def tokens_list() -> None:
+    """List tokens (never their secrets)."""
+    svc = _service(create_app())
+    with svc.read_session() as session:
+        for t in auth.list_tokens(session):
+            state = "revoked" if t.revoked_at else "active"
+            click.echo(f"{t.id}\t{t.role}\t{state}\t{t.name} <{t.email}>")
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token: it stops working at once, in every worker."""
+    svc = _service(create_app())
+    try:
+        with svc.write_session() as session:
+            auth.revoke_token(session, token_id)
+    except CMSError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"token {token_id} revoked")

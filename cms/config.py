@@ -1,0 +1,33 @@
+"""Defaults for every setting; CMS_* environment variables and create_app(test_config) override."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULTS: dict[str, Any] = {
+    # where the data lives; relative paths are inside the instance folder
+    "CONTENT_REPO": "content.git",
+    "DATABASE_URL": None,  # default: sqlite:///<instance>/cms.sqlite3
+    "SEED_PATH": str(PROJECT_ROOT / "content_repo"),
+    # who commits: the editor is the author, the CMS the committer
+    "COMMITTER_NAME": "TerraBytes CMS",
+    "COMMITTER_EMAIL": "cms@terrabytes.invalid",
+    "LOCK_TIMEOUT": 10.0,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    # the API and its spec
+    "API_TITLE": "TerraBytes CMS",
+    "API_VERSION": "1.0.0",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+}
+
+
+def default_instance_path() -> str:
+    return os.environ.get("CMS_INSTANCE_PATH") or str(Path.cwd() / "instance")

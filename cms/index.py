@@ -1,0 +1,397 @@
+"""The SQL read model: derived from git, rebuilt by `cms reindex`, caught up whenever a ref moves.
+
+Index tables (dropped and rebuilt from git at will) and token tables (never touched by a
+rebuild) live in separate metadata, so a rebuild cannot lose a token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import (
+    JSON,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from cms.schemas import SLUG_RE
+from cms.serialize import SerializationError, parse_yaml
+from cms.store.git import CommitInfo, GitStore, ObjectAccess
+from cms.types import TYPES
+
+REFS = ("refs/heads/main", "refs/heads/published")
+
+
+class IndexBase(DeclarativeBase):
+    metadata = MetaData()
+
+
+class AccountsBase(DeclarativeBase):
+    metadata = MetaData()
+
+
+class RefHead(IndexBase):
+    """The last commit of a ref that the index reflects."""
+
+    __tablename__ = "index_refs"
+    ref: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sha: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(Integer)
+
+
+class CommitRow(IndexBase):
+    """One commit on a ref's first-parent line; seq counts from the root (0)."""
+
+    __tablename__ = "index_commits"
+    ref: Mapped[str] = mapped_column(String(200), primary_key=True)
+    sha: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    parents: Mapped[str] = mapped_column(String(400))
+    author_name: Mapped[str] = mapped_column(String(400))
+    author_email: Mapped[str] = mapped_column(String(400))
+    author_time: Mapped[int] = mapped_column(Integer)
+    committer_time: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+    token_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+    __table_args__ = (
+        Index("ix_commits_ref_seq", "ref", "seq"),
+        Index("ix_commits_ref_time", "ref", "committer_time"),
+    )
+
+
+class ChangeRow(IndexBase):
+    """One item changed by one commit on a ref."""
+
+    __tablename__ = "index_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ref: Mapped[str] = mapped_column(String(200))
+    sha: Mapped[str] = mapped_column(String(40))
+    seq: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(100))
+    slug: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(20))
+    blob: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    old_blob: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+    __table_args__ = (
+        Index("ix_changes_item", "ref", "type", "slug", "seq"),
+        Index("ix_changes_ref_seq", "ref", "seq"),
+    )
+
+
+class ItemRow(IndexBase):
+    """The current version of one item on one ref."""
+
+    __tablename__ = "index_items"
+    ref: Mapped[str] = mapped_column(String(200), primary_key=True)
+    type: Mapped[str] = mapped_column(String(100), primary_key=True)
+    slug: Mapped[str] = mapped_column(String(100), primary_key=True)
+    blob: Mapped[str] = mapped_column(String(40))
+    sha: Mapped[str] = mapped_column(String(40))
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Token(AccountsBase):
+    """An API token: only its SHA-256 is stored."""
+
+    __tablename__ = "tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[int] = mapped_column(Integer)
+    revoked_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("tokens.id"), nullable=True)
+
+
+# --- engine ---------------------------------------------------------------------------------
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the index; SQLite gets WAL and immediate write transactions."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Any) -> None:
+            immediate = conn.get_execution_options().get("sqlite_immediate")
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def create_tables(engine: Engine) -> None:
+    IndexBase.metadata.create_all(engine)
+    AccountsBase.metadata.create_all(engine)
+
+
+def drop_index_tables(engine: Engine) -> None:
+    IndexBase.metadata.drop_all(engine)
+
+
+# --- deriving the index from git ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileChange:
+    type: str
+    slug: str
+    old_blob: str | None
+    new_blob: str | None
+
+
+def item_path(path: str) -> tuple[str, str] | None:
+    """(type, slug) for a path the CMS owns, None for any other file."""
+    folder, _, name = path.partition("/")
+    if folder not in TYPES or not name.endswith(".yaml") or "/" in name:
+        return None
+    slug = name[: -len(".yaml")]
+    return (folder, slug) if SLUG_RE.match(slug) and len(slug) <= 100 else None
+
+
+def diff_trees(objs: ObjectAccess, old: str | None, new: str) -> list[FileChange]:
+    """Items that differ between two root trees; only changed folders are read."""
+    if old == new:
+        return []
+    old_top = objs.read_tree(old) if old else {}
+    new_top = objs.read_tree(new)
+    changes = []
+    for folder in sorted(set(old_top) | set(new_top)):
+        if folder not in TYPES or old_top.get(folder) == new_top.get(folder):
+            continue
+        before = objs.read_tree(old_top[folder][1]) if folder in old_top else {}
+        after = objs.read_tree(new_top[folder][1]) if folder in new_top else {}
+        for name in sorted(set(before) | set(after)):
+            b, a = before.get(name), after.get(name)
+            if b == a:
+                continue
+            key = item_path(f"{folder}/{name}")
+            if key:
+                changes.append(FileChange(*key, b[1] if b else None, a[1] if a else None))
+    return changes
+
+
+def load_item(objs: ObjectAccess, type_name: str, blob: str) -> tuple[dict[str, Any] | None, str | None]:
+    """An item's data as stored, and why it is invalid (None when it is valid)."""
+    try:
+        data = parse_yaml(objs.read_blob(blob))
+    except SerializationError as exc:
+        return None, str(exc)
+    errors = TYPES[type_name].schema.validate(data)
+    if errors:
+        return data, f"does not match the {type_name} schema: {errors}"
+    return data, None
+
+
+def split_message(message: str) -> tuple[str, str, dict[str, str]]:
+    """(subject, reason, trailers) of a commit message written by the CMS or by hand."""
+    paragraphs = [p for p in message.strip("\n").split("\n\n")]
+    subject = paragraphs[0].split("\n", 1)[0] if paragraphs else ""
+    rest = paragraphs[1:]
+    from cms.store.git import TRAILER
+
+    trailers: dict[str, str] = {}
+    if rest and all(TRAILER.match(line) for line in rest[-1].split("\n")):
+        for line in rest.pop().split("\n"):
+            key, _, value = line.partition(": ")
+            trailers[key] = value
+    first_rest = paragraphs[0].split("\n", 1)[1:] if paragraphs else []
+    reason = "\n\n".join([*first_rest, *rest]).strip()
+    return subject, reason, trailers
+
+
+def action_of(change: FileChange, trailers: dict[str, str]) -> str:
+    if change.new_blob is None:
+        return "delete"
+    if trailers.get("CMS-Action") == "revert":
+        return "revert"
+    return "create" if change.old_blob is None else "update"
+
+
+class CatchUpResult:
+    def __init__(self) -> None:
+        self.commits = 0
+        self.changes = 0
+        self.rebuilt = False
+
+
+def sync_ref(
+    session: Session,
+    store: GitStore,
+    ref: str,
+    progress: Callable[[int, int], None] | None = None,
+) -> CatchUpResult:
+    """Bring the index of one ref up to its head in git. Caller holds the write lock."""
+    result = CatchUpResult()
+    head = store.read_ref(ref)
+    known = session.get(RefHead, ref)
+    if head is None:
+        if known is not None:
+            _clear_ref(session, ref)
+            result.rebuilt = True
+        return result
+    if known is not None and known.sha == head:
+        return result
+    with store.objects() as objs:
+        chain = _chain_to(objs, head, known.sha if known else None)
+        if chain is None:  # the ref was rewritten: the indexed commit is not an ancestor
+            _clear_ref(session, ref)
+            known = None
+            result.rebuilt = True
+            chain = _chain_to(objs, head, None) or []
+        seq = known.seq if known else -1
+        items: dict[tuple[str, str], str | None] = {}
+        last_sha: dict[tuple[str, str], str] = {}
+        commit_rows: list[dict[str, Any]] = []
+        change_rows: list[dict[str, Any]] = []
+        prev_tree = objs.read_commit(known.sha).tree if known else None
+        for n, commit in enumerate(chain, 1):
+            seq += 1
+            subject, reason, trailers = split_message(commit.message)
+            token = trailers.get("CMS-Token-Id", "")
+            commit_rows.append(
+                dict(
+                    ref=ref,
+                    sha=commit.sha,
+                    seq=seq,
+                    parents=" ".join(commit.parents),
+                    author_name=commit.author_name,
+                    author_email=commit.author_email,
+                    author_time=commit.author_time,
+                    committer_time=commit.committer_time,
+                    subject=subject,
+                    reason=reason,
+                    message=commit.message,
+                    token_id=int(token) if token.isdigit() and len(token) < 10 else None,
+                )
+            )
+            for change in diff_trees(objs, prev_tree, commit.tree):
+                change_rows.append(
+                    dict(
+                        ref=ref,
+                        sha=commit.sha,
+                        seq=seq,
+                        type=change.type,
+                        slug=change.slug,
+                        action=action_of(change, trailers),
+                        blob=change.new_blob,
+                        old_blob=change.old_blob,
+                    )
+                )
+                items[(change.type, change.slug)] = change.new_blob
+                last_sha[(change.type, change.slug)] = commit.sha
+            prev_tree = commit.tree
+            if progress and (n % 500 == 0 or n == len(chain)):
+                progress(n, len(chain))
+        _insert_many(session, CommitRow, commit_rows)
+        _insert_many(session, ChangeRow, change_rows)
+        for (type_name, slug), blob in items.items():
+            session.execute(
+                delete(ItemRow).where(
+                    ItemRow.ref == ref, ItemRow.type == type_name, ItemRow.slug == slug
+                )
+            )
+            if blob is not None:
+                data, error = load_item(objs, type_name, blob)
+                session.add(
+                    ItemRow(
+                        ref=ref,
+                        type=type_name,
+                        slug=slug,
+                        blob=blob,
+                        sha=last_sha[(type_name, slug)],
+                        data=data,
+                        error=error,
+                    )
+                )
+    if known is None:
+        session.add(RefHead(ref=ref, sha=head, seq=seq))
+    else:
+        known.sha, known.seq = head, seq
+    session.flush()
+    result.commits = len(chain)
+    result.changes = len(change_rows)
+    return result
+
+
+def _insert_many(session: Session, model: type[IndexBase], rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), 2000):
+        session.execute(model.__table__.insert(), rows[start : start + 2000])  # type: ignore[attr-defined]
+
+
+def _chain_to(objs: ObjectAccess, head: str, stop: str | None) -> list[CommitInfo] | None:
+    """First-parent commits after stop up to head, oldest first; None if stop is not on it."""
+    chain = []
+    sha: str | None = head
+    while sha is not None and sha != stop:
+        commit = objs.read_commit(sha)
+        chain.append(commit)
+        sha = commit.parents[0] if commit.parents else None
+    if sha != stop:
+        return None
+    chain.reverse()
+    return chain
+
+
+def _clear_ref(session: Session, ref: str) -> None:
+    for model in (ItemRow, ChangeRow, CommitRow, RefHead):
+        session.execute(delete(model).where(model.ref == ref))  # type: ignore[attr-defined]
+
+
+def expected_items(store: GitStore, ref: str) -> dict[tuple[str, str], tuple[str, Any, str | None]]:
+    """What git says the index of a ref must hold: (type, slug) -> (blob, data, error)."""
+    head = store.read_ref(ref)
+    if head is None:
+        return {}
+    out = {}
+    with store.objects() as objs:
+        tree = objs.read_commit(head).tree
+        for path, blob in objs.files(tree).items():
+            key = item_path(path)
+            if key:
+                data, error = load_item(objs, key[0], blob)
+                out[key] = (blob, data, error)
+    return out
+
+
+def indexed_items(session: Session, ref: str) -> dict[tuple[str, str], tuple[str, Any, str | None]]:
+    rows = session.scalars(select(ItemRow).where(ItemRow.ref == ref))
+    return {(r.type, r.slug): (r.blob, r.data, r.error) for r in rows}
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def iter_refs() -> Iterable[str]:
+    return REFS

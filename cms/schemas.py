@@ -1,0 +1,199 @@
+"""Marshmallow schemas: the content types' fields, and the API's query and meta schemas."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+SLUG_RE = re.compile(SLUG_PATTERN)
+SLUG_MAX = 100
+
+slug_validators = [
+    validate.Length(min=1, max=SLUG_MAX),
+    validate.Regexp(SLUG_PATTERN, error="Must match {regex}: lowercase letters, digits, dashes."),
+]
+
+# Limits keep one item well below the request body limit and the index's row size.
+SHORT = 300
+LONG = 100_000
+MANY = 200
+
+
+def short_text(description: str, *, min_length: int = 0, **kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Length(min=min_length, max=SHORT),
+        metadata={"description": description},
+        **kwargs,
+    )
+
+
+def markdown_text(description: str, **kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Length(max=LONG),
+        metadata={"description": description + " (Markdown)", "format": "markdown"},
+        **kwargs,
+    )
+
+
+def slug_list(description: str) -> fields.List:
+    return fields.List(
+        fields.String(validate=slug_validators),
+        validate=validate.Length(max=MANY),
+        load_default=list,
+        metadata={"description": description},
+    )
+
+
+class ContentSchema(Schema):
+    """Base of every content type's schema: unknown fields are an error."""
+
+    class Meta:
+        unknown = RAISE
+        ordered = True
+
+
+class LinkSchema(ContentSchema):
+    label = short_text("What the link points to", required=True)
+    url = fields.Url(
+        required=True,
+        schemes={"http", "https", "mailto"},
+        validate=validate.Length(max=2000),
+        metadata={"description": "Absolute URL"},
+    )
+
+
+class WorkshopSchema(ContentSchema):
+    title = short_text("Title of the workshop", required=True, min_length=1)
+    event = short_text("The conference it is part of", load_default="")
+    location = short_text("Where it takes place", load_default="")
+    start = fields.AwareDateTime(
+        required=True, metadata={"description": "Start, ISO 8601 with a time zone offset"}
+    )
+    end = fields.AwareDateTime(
+        required=True, metadata={"description": "End, ISO 8601 with a time zone offset"}
+    )
+    abstract = markdown_text("Short abstract", load_default="")
+    introduction = markdown_text("Opening paragraph of the announcement", load_default="")
+    motivation = markdown_text("Motivation, with its citations", load_default="")
+    initiative = markdown_text("What the initiative is and does", load_default="")
+    organizers = slug_list("Slugs of the people who organize it")
+    author = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=slug_validators,
+        metadata={"description": "Slug of the person who wrote the announcement"},
+    )
+    announced_on = fields.Date(
+        allow_none=True, load_default=None, metadata={"description": "Date of the announcement"}
+    )
+    invited_talks = short_text("Note on the invited talks, e.g. TBA", load_default="")
+    website = fields.Url(
+        allow_none=True,
+        load_default=None,
+        schemes={"http", "https"},
+        validate=validate.Length(max=2000),
+        metadata={"description": "Website of the workshop, if it has one"},
+    )
+    website_note = short_text("Text shown next to the website link", load_default="")
+
+    @validates_schema
+    def end_after_start(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("start") and data.get("end") and data["end"] < data["start"]:
+            raise ValidationError("Must not be before start.", "end")
+
+
+class PersonSchema(ContentSchema):
+    name = short_text("Full name", required=True, min_length=1)
+    affiliation = short_text("Institution", load_default="")
+    role = short_text("Role in the workshop, e.g. organizer or speaker", load_default="")
+    bio = markdown_text("Short biography", load_default="")
+    links = fields.List(
+        fields.Nested(LinkSchema),
+        validate=validate.Length(max=50),
+        load_default=list,
+        metadata={"description": "Home page, profiles"},
+    )
+
+
+class TalkSchema(ContentSchema):
+    title = short_text("Title of the talk", required=True, min_length=1)
+    speakers = slug_list("Slugs of the speakers")
+    abstract = markdown_text("Abstract of the talk", load_default="")
+    time = fields.AwareDateTime(
+        allow_none=True, load_default=None, metadata={"description": "When it starts"}
+    )
+    status = fields.String(
+        load_default="tba",
+        validate=validate.OneOf(["tba", "confirmed", "cancelled"]),
+        metadata={"description": "tba, confirmed or cancelled"},
+    )
+
+
+class ReferenceSchema(ContentSchema):
+    key = short_text(
+        "The citation as the page gives it, e.g. 'Rolf et al., 2024'",
+        required=True,
+        min_length=1,
+    )
+    authors = fields.List(
+        fields.String(validate=validate.Length(max=SHORT)),
+        validate=validate.Length(max=MANY),
+        load_default=list,
+        metadata={"description": "Authors, when known"},
+    )
+    year = fields.Integer(
+        allow_none=True,
+        load_default=None,
+        strict=True,
+        validate=validate.Range(1000, 3000),
+        metadata={"description": "Year of publication"},
+    )
+    title = short_text("Title, when known", allow_none=True, load_default=None)
+    url = fields.Url(
+        allow_none=True,
+        load_default=None,
+        schemes={"http", "https"},
+        validate=validate.Length(max=2000),
+        metadata={"description": "Where to read it, when known"},
+    )
+
+
+# --- API meta schemas -------------------------------------------------------------------------
+
+
+class ErrorResponseSchema(Schema):
+    """flask-smorest's error format, plus the current item on 412."""
+
+    code = fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    status = fields.String(required=True, metadata={"description": "HTTP status name"})
+    message = fields.String(metadata={"description": "What went wrong"})
+    errors = fields.Dict(metadata={"description": "Errors per location and field"})
+    etag = fields.String(metadata={"description": "412: the item's current ETag"})
+    current = fields.Dict(metadata={"description": "412: the item as it is now"})
+    referrers = fields.List(
+        fields.String(), metadata={"description": "409 on delete: the items that still refer to it"}
+    )
+
+
+class PaginationMetaSchema(Schema):
+    total = fields.Integer()
+    total_pages = fields.Integer()
+    first_page = fields.Integer()
+    last_page = fields.Integer()
+    page = fields.Integer()
+    previous_page = fields.Integer()
+    next_page = fields.Integer()
+
+
+REF_CHOICES = ("published", "main")
+
+
+class RefQuerySchema(Schema):
+    ref = fields.String(
+        load_default="published",
+        validate=validate.OneOf(REF_CHOICES),
+        metadata={"description": "Which ref to read: 'main' (drafts) needs an auditor token"},
+    )

@@ -1,0 +1,446 @@
+"""The one place where the git store, the SQL index and the write lock meet.
+
+Views call this module and nothing below it. Every write follows one path (`_write`): lock,
+catch the index up, check the item's blob id against If-Match, write blob, trees and commit,
+move the ref by compare-and-swap, index the commit, unlock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cms import index
+from cms.auth import Actor
+from cms.errors import Conflict, Invalid, NotFound, PreconditionRequired, StaleETag
+from cms.index import ItemRow, RefHead
+from cms.serialize import canonical_yaml, parse_yaml
+from cms.store.git import GitStore, Identity, ObjectAccess
+from cms.store.lock import write_lock
+from cms.types import TYPES, ContentType
+
+log = logging.getLogger(__name__)
+
+MAIN = "refs/heads/main"
+PUBLISHED = "refs/heads/published"
+REF_NAMES = {"main": MAIN, "published": PUBLISHED}
+REASON_MAX = 1000
+_TRAILER_LIKE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*\s*:")
+
+
+@dataclass(frozen=True)
+class Item:
+    type: str
+    slug: str
+    blob: str
+    data: dict[str, Any] | None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"slug": self.slug, **(self.data or {}), "etag": self.blob}
+
+
+@dataclass
+class Snapshot:
+    """The items of one ref at one commit, as the index holds them."""
+
+    sha: str
+    items: dict[str, dict[str, Item]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    item: Item | None
+    commit: str
+    changed: bool
+
+
+def blob_id(data: bytes) -> str:
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+def slugify(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:100].rstrip("-")
+
+
+def clean_reason(reason: str | None) -> str:
+    """One line of the editor's own words: it can never forge a trailer or a header."""
+    if not reason:
+        return ""
+    text = " ".join(re.sub(r"[\x00-\x1f\x7f\u2028\u2029\x85]", " ", reason).split())
+    if len(text) > REASON_MAX:
+        raise Invalid(
+            f"X-Change-Reason is limited to {REASON_MAX} characters.",
+            errors={"headers": {"X-Change-Reason": [f"Longer than {REASON_MAX} characters."]}},
+        )
+    return f'"{text}"' if _TRAILER_LIKE.match(text) else text
+
+
+def validation_errors(exc: ValidationError) -> dict[str, Any]:
+    messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+    return {"json": messages}
+
+
+class ContentService:
+    def __init__(
+        self,
+        store: GitStore,
+        engine: Engine,
+        committer: Identity,
+        lock_timeout: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.committer = committer
+        self.lock_timeout = lock_timeout
+        self.lock_path = store.path.with_name(store.path.name + ".cms-lock")
+        read_engine = engine
+        if engine.dialect.name == "postgresql":
+            read_engine = engine.execution_options(isolation_level="REPEATABLE READ")
+        self._read_sessions = sessionmaker(read_engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(
+            engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+        )
+        self._snapshots: dict[str, Snapshot] = {}
+
+    # --- sessions and the lock ---------------------------------------------------------------
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def locked(self) -> Iterator[Session]:
+        """The write lock and one index transaction, committed before the lock is released."""
+        with write_lock(self.lock_path, self.lock_timeout), self.write_session() as session:
+            yield session
+
+    # --- start-up, catch-up, rebuild --------------------------------------------------------
+
+    def bootstrap(self, seed_path: Path | None) -> None:
+        """Create tables and the repository (importing the seed), then catch the index up."""
+        with write_lock(self.lock_path, max(self.lock_timeout, 60)):
+            index.create_tables(self.engine)
+            if not self.store.exists() or self.store.read_ref(MAIN) is None:
+                self.store.init()
+                self._import_seed(seed_path)
+            with self.write_session() as session:
+                for ref in index.REFS:
+                    index.sync_ref(session, self.store, ref)
+
+    def _import_seed(self, seed_path: Path | None) -> None:
+        files: dict[str, bytes] = {}
+        if seed_path is not None and seed_path.is_dir():
+            for ctype in TYPES.values():
+                for path in sorted((seed_path / ctype.folder).glob("*.yaml")):
+                    files[f"{ctype.folder}/{path.name}"] = self._checked_seed_file(ctype, path)
+        when = int(time.time())
+        with self.store.objects() as objs:
+            blobs = {path: objs.write_blob(raw) for path, raw in files.items()}
+            tree = objs.tree_with_changes(None, blobs)
+            commit = objs.write_commit(
+                tree,
+                [],
+                self.committer,
+                self.committer,
+                "Import seed content\n\nCMS-Action: import",
+                when,
+            )
+        self.store.update_ref_if_equals(MAIN, commit, None, "cms: import seed")
+        self.store.update_ref_if_equals(PUBLISHED, commit, None, "cms: publish seed")
+
+    @staticmethod
+    def _checked_seed_file(ctype: ContentType, path: Path) -> bytes:
+        raw = path.read_bytes()
+        if index.item_path(f"{ctype.folder}/{path.name}") is None:
+            raise ValueError(f"{path}: not a valid slug")
+        data = parse_yaml(raw)
+        canonical = canonical_yaml(ctype.schema.dump(ctype.schema.load(data)))
+        if canonical != raw:
+            raise ValueError(f"{path}: not in canonical form (run the seed through the schema)")
+        return raw
+
+    def catch_up(self, progress: Callable[[str, int, int], None] | None = None) -> int:
+        """Index every commit the refs gained; returns how many."""
+        count = 0
+        with self.locked() as session:
+            for ref in index.REFS:
+
+                def report(done: int, total: int, ref: str = ref) -> None:
+                    if progress:
+                        progress(ref, done, total)
+
+                count += index.sync_ref(session, self.store, ref, report).commits
+        return count
+
+    def reindex(self, progress: Callable[[str, int, int], None] | None = None) -> int:
+        """Drop the index tables and rebuild them from git alone (tokens are kept)."""
+        with write_lock(self.lock_path, max(self.lock_timeout, 60)):
+            index.drop_index_tables(self.engine)
+            index.create_tables(self.engine)
+        self._snapshots.clear()
+        return self.catch_up(progress)
+
+    def check(self) -> list[str]:
+        """Differences between the index and git (after catching up); empty when they agree."""
+        self.catch_up()
+        problems = []
+        with self.read_session() as session:
+            for ref in index.REFS:
+                head = session.get(RefHead, ref)
+                if (head.sha if head else None) != self.store.read_ref(ref):
+                    problems.append(f"{ref}: index at {head and head.sha}, git elsewhere")
+                want = index.expected_items(self.store, ref)
+                have = index.indexed_items(session, ref)
+                for key in sorted(set(want) | set(have)):
+                    if want.get(key) != have.get(key):
+                        problems.append(f"{ref}: {key[0]}/{key[1]} differs from git")
+                for (type_name, slug), (_, _, error) in sorted(want.items()):
+                    if error:
+                        problems.append(f"{ref}: {type_name}/{slug}.yaml is invalid: {error}")
+        return problems
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def snapshot(self, ref: str) -> Snapshot:
+        """The current items of a ref; the index is caught up first if git moved."""
+        head = self.store.read_ref(ref)
+        if head is None:
+            return Snapshot(sha="")
+        cached = self._snapshots.get(ref)
+        if cached is not None and cached.sha == head:
+            return cached
+        with self.read_session() as session:
+            known = session.get(RefHead, ref)
+        if known is None or known.sha != head:
+            with self.locked() as session:
+                index.sync_ref(session, self.store, ref)
+        with self.read_session() as session:
+            known = session.get(RefHead, ref)
+            snap = Snapshot(sha=known.sha if known else "")
+            for row in session.scalars(select(ItemRow).where(ItemRow.ref == ref)):
+                snap.items.setdefault(row.type, {})[row.slug] = Item(
+                    row.type, row.slug, row.blob, row.data, row.error
+                )
+        for items in snap.items.values():
+            items_sorted = dict(sorted(items.items()))
+            items.clear()
+            items.update(items_sorted)
+        self._snapshots[ref] = snap
+        return snap
+
+    def get_item(self, ref: str, ctype: ContentType, slug: str) -> tuple[Item, str]:
+        snap = self.snapshot(ref)
+        item = snap.items.get(ctype.name, {}).get(slug)
+        if item is None:
+            raise NotFound(f"No {ctype.name} item '{slug}'.")
+        return item, snap.sha
+
+    def list_items(
+        self, ref: str, ctype: ContentType, filters: dict[str, Any], sort: str
+    ) -> tuple[list[Item], str]:
+        snap = self.snapshot(ref)
+        items = [
+            item
+            for item in snap.items.get(ctype.name, {}).values()
+            if item.data is not None
+            and all(item.data.get(name) == value for name, value in filters.items())
+        ]
+        key = sort.lstrip("-")
+        if key != "slug":
+
+            def sort_key(item: Item) -> tuple[bool, Any, str]:
+                value = (item.data or {}).get(key)
+                return (value is None, value if value is not None else 0, item.slug)
+
+            items.sort(key=sort_key)
+        if sort.startswith("-"):
+            items.reverse()
+        return items, snap.sha
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def create(
+        self, ctype: ContentType, body: dict[str, Any], actor: Actor, reason: str | None
+    ) -> WriteResult:
+        body = dict(body)
+        slug = body.pop("slug", None) or slugify(str(body.get(ctype.title_field) or ""))
+        if not slug:
+            raise Invalid(
+                "Give a slug: none can be derived from the title.",
+                errors={"json": {"slug": ["Missing and not derivable."]}},
+            )
+        data = ctype.schema.dump(body)
+        return self._write(ctype, slug, lambda _: data, None, actor, reason, "Create")
+
+    def replace(
+        self,
+        ctype: ContentType,
+        slug: str,
+        body: dict[str, Any],
+        if_match: str | None,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        data = ctype.schema.dump(body)
+        return self._write(ctype, slug, lambda _: data, if_match, actor, reason, "Update")
+
+    def patch(
+        self,
+        ctype: ContentType,
+        slug: str,
+        patch: dict[str, Any],
+        if_match: str | None,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        removed = [name for name, value in patch.items() if value is None]
+        given = ctype.schema.dump({k: v for k, v in patch.items() if v is not None})
+
+        def merge(current: dict[str, Any] | None) -> dict[str, Any]:
+            merged = {k: v for k, v in (current or {}).items() if k not in removed}
+            merged.update(given)
+            try:
+                return dict(ctype.schema.dump(ctype.schema.load(merged)))
+            except ValidationError as exc:
+                raise Invalid(
+                    "The patched item is not valid.", errors=validation_errors(exc)
+                ) from None
+
+        return self._write(ctype, slug, merge, if_match, actor, reason, "Update")
+
+    def delete(
+        self,
+        ctype: ContentType,
+        slug: str,
+        if_match: str | None,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        return self._write(ctype, slug, lambda _: None, if_match, actor, reason, "Delete")
+
+    def _write(
+        self,
+        ctype: ContentType,
+        slug: str,
+        make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        if_match: str | None,
+        actor: Actor,
+        reason: str | None,
+        verb: str,
+        action: str | None = None,
+    ) -> WriteResult:
+        """The write path. if_match None means create (the item must not exist)."""
+        creating = verb == "Create"
+        if not creating and if_match is None:
+            raise PreconditionRequired(
+                "This write needs If-Match with the item's ETag (GET it first)."
+            )
+        message_reason = clean_reason(reason)
+        path = ctype.path(slug)
+        with self.locked() as session:
+            index.sync_ref(session, self.store, MAIN)
+            head = self.store.read_ref(MAIN)
+            with self.store.objects() as objs:
+                tree = objs.read_commit(head).tree if head else None
+                current_blob = objs.blob_at(tree, path) if tree else None
+                current = self._current(objs, ctype, slug, current_blob)
+                if creating and current is not None:
+                    raise Conflict(f"{ctype.name}/{slug} already exists.", etag=current_blob)
+                if not creating:
+                    if current is None:
+                        raise NotFound(f"No {ctype.name} item '{slug}'.")
+                    if if_match != current_blob:
+                        raise StaleETag(current.as_json(), current_blob)
+                new_data = make(current.data if current else None)
+                if new_data is not None:
+                    self._check_links(session, ctype, new_data)
+                else:
+                    self._check_unreferenced(session, ctype, slug)
+                raw = canonical_yaml(new_data) if new_data is not None else None
+                new_blob = blob_id(raw) if raw is not None else None
+                if new_blob == current_blob:
+                    assert head is not None and current is not None
+                    return WriteResult(current, head, changed=False)
+                if raw is not None:
+                    objs.write_blob(raw)
+                new_tree = objs.tree_with_changes(tree, {path: new_blob})
+                trailers = [f"CMS-Action: {action or verb.lower()}"]
+                if actor.token_id is not None:
+                    trailers.append(f"CMS-Token-Id: {actor.token_id}")
+                message = f"{verb} {ctype.name}/{slug}\n\n"
+                if message_reason:
+                    message += message_reason + "\n\n"
+                message += "\n".join(trailers) + "\n"
+                author = Identity(actor.name or self.committer.name, actor.email or self.committer.email)
+                commit = objs.write_commit(
+                    new_tree,
+                    [head] if head else [],
+                    author,
+                    self.committer,
+                    message,
+                    int(time.time()),
+                )
+            self.store.update_ref_if_equals(MAIN, commit, head, f"cms: {verb.lower()} {path}")
+            index.sync_ref(session, self.store, MAIN)
+        item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
+        return WriteResult(item, commit, changed=True)
+
+    def _current(
+        self, objs: ObjectAccess, ctype: ContentType, slug: str, blob: str | None
+    ) -> Item | None:
+        if blob is None:
+            return None
+        data, error = index.load_item(objs, ctype.name, blob)
+        return Item(ctype.name, slug, blob, data, error)
+
+    def _check_links(self, session: Session, ctype: ContentType, data: dict[str, Any]) -> None:
+        errors: dict[str, list[str]] = {}
+        for name, target in ctype.links.items():
+            value = data.get(name)
+            slugs = value if isinstance(value, list) else [value] if value else []
+            for slug in slugs:
+                if session.get(ItemRow, (MAIN, target, slug)) is None:
+                    errors.setdefault(name, []).append(f"No {target} item '{slug}'.")
+        if errors:
+            raise Invalid("Some references point to nothing.", errors={"json": errors})
+
+    def _check_unreferenced(self, session: Session, ctype: ContentType, slug: str) -> None:
+        referrers = []
+        for other in TYPES.values():
+            fields = [name for name, target in other.links.items() if target == ctype.name]
+            if not fields:
+                continue
+            rows = session.scalars(
+                select(ItemRow).where(ItemRow.ref == MAIN, ItemRow.type == other.name)
+            )
+            for row in rows:
+                for name in fields:
+                    value = (row.data or {}).get(name)
+                    if value == slug or (isinstance(value, list) and slug in value):
+                        referrers.append(f"{other.name}/{row.slug} ({name})")
+        if referrers:
+            raise Conflict(
+                f"{ctype.name}/{slug} is still referenced by: {', '.join(referrers)}.",
+                referrers=referrers,
+            )

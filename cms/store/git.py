@@ -1,0 +1,360 @@
+"""The git content store: a bare repository read and written without a work tree or index file.
+
+Objects are read and written in-process with GitPython's object database (no ``git cat-file``
+process per request); refs are read from the ref files; the only subprocess on the write path
+is ``git update-ref NEW OLD``, the compare-and-swap that moves a ref.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+
+from git.db import GitDB
+from git.objects.fun import tree_entries_from_data, tree_to_stream
+from gitdb import IStream
+from gitdb.exc import BadObject
+
+ZERO = "0" * 40
+HEX40 = re.compile(r"^[0-9a-f]{40}$")
+BLOB_MODE = 0o100644
+TREE_MODE = 0o040000
+
+# git must never read a user's or the system's config: hooks, signing or autocrlf there
+# would change what the CMS writes.
+GIT_ENV = {
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_TERMINAL_PROMPT": "0",
+    "LC_ALL": "C",
+}
+
+REPO_CONFIG = {
+    "core.fsync": "committed,reference",
+    "core.fsyncMethod": "fsync",
+    "core.logAllRefUpdates": "always",
+    "receive.denyNonFastForwards": "true",
+    "http.receivepack": "false",
+    "gc.auto": "0",
+}
+
+
+class StoreError(Exception):
+    """The repository could not be read or written."""
+
+
+class RefMoved(StoreError):
+    """update_ref_if_equals found the ref elsewhere than expected."""
+
+
+class ObjectMissing(StoreError):
+    """An object the caller named is not in the repository."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    name: str
+    email: str
+
+    def signature(self, when: int) -> str:
+        return f"{_clean_ident(self.name)} <{_clean_ident(self.email)}> {when} +0000"
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    sha: str
+    tree: str
+    parents: tuple[str, ...]
+    author_name: str
+    author_email: str
+    author_time: int
+    committer_name: str
+    committer_email: str
+    committer_time: int
+    message: str
+    trailers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return self.message.split("\n", 1)[0]
+
+
+def _clean_ident(value: str) -> str:
+    # A name or email can never break the commit header it is written into.
+    return re.sub(r"[<>\x00-\x1f\x7f]", "", value).strip() or "unknown"
+
+
+def git_env() -> dict[str, str]:
+    return {**os.environ, **GIT_ENV}
+
+
+def run_git(git_dir: Path, *args: str, input: bytes | None = None) -> bytes:
+    """Run git on the repository with a fixed argument list (never a client string)."""
+    proc = subprocess.run(
+        ["git", f"--git-dir={git_dir}", *args],
+        input=input,
+        capture_output=True,
+        env=git_env(),
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise StoreError(f"git {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout
+
+
+class GitStore:
+    """One bare repository. Cheap to construct: it holds a path, nothing open."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    # --- the repository ---------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return (self.path / "objects").is_dir() and (self.path / "HEAD").is_file()
+
+    def init(self) -> None:
+        """Create the bare repository (idempotent) with durable, user-independent settings."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["git", "init", "--bare", "--quiet", "--initial-branch=main", str(self.path)],
+            check=True,
+            env=git_env(),
+            capture_output=True,
+        )
+        for key, value in REPO_CONFIG.items():
+            run_git(self.path, "config", key, value)
+
+    # --- refs -------------------------------------------------------------------------------
+
+    def read_ref(self, ref: str) -> str | None:
+        """The commit a full ref name points to, read from the ref files (no process)."""
+        try:
+            sha = (self.path / ref).read_text().strip()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            sha = self._packed_refs().get(ref, "")
+        return sha if HEX40.match(sha) else None
+
+    def list_refs(self, prefix: str) -> dict[str, str]:
+        refs = {name: sha for name, sha in self._packed_refs().items() if name.startswith(prefix)}
+        base = self.path / prefix
+        if base.is_dir():
+            for p in base.rglob("*"):
+                if p.is_file() and not p.name.endswith(".lock"):
+                    sha = p.read_text().strip()
+                    if HEX40.match(sha):
+                        refs[str(p.relative_to(self.path))] = sha
+        return refs
+
+    def _packed_refs(self) -> dict[str, str]:
+        refs: dict[str, str] = {}
+        try:
+            text = (self.path / "packed-refs").read_text()
+        except FileNotFoundError:
+            return refs
+        for line in text.splitlines():
+            if line and line[0] not in "#^":
+                sha, _, name = line.partition(" ")
+                refs[name] = sha
+        return refs
+
+    def update_ref_if_equals(self, ref: str, new: str, old: str | None, reason: str) -> None:
+        """Move ref to new only if it still points to old (None: only if it does not exist)."""
+        assert HEX40.match(new) and (old is None or HEX40.match(old))
+        try:
+            run_git(self.path, "update-ref", "-m", reason[:200], ref, new, old or ZERO)
+        except StoreError as exc:
+            if self.read_ref(ref) != old:
+                raise RefMoved(f"{ref} moved") from exc
+            raise
+
+    # --- objects ----------------------------------------------------------------------------
+
+    @contextmanager
+    def objects(self) -> Iterator[ObjectAccess]:
+        """Object access for one unit of work; nothing stays open after it."""
+        odb = GitDB(str(self.path / "objects"))
+        try:
+            yield ObjectAccess(odb, self.path / "objects")
+        finally:
+            del odb
+
+
+class ObjectAccess:
+    """Reads and writes objects in one repository's object database."""
+
+    def __init__(self, odb: GitDB, objects_dir: Path) -> None:
+        self._odb = odb
+        self._dir = objects_dir
+
+    def _read(self, sha: str, kind: str) -> bytes:
+        try:
+            stream = self._odb.stream(bytes.fromhex(sha))
+        except (BadObject, ValueError) as exc:
+            raise ObjectMissing(sha) from exc
+        if stream.type != kind.encode():
+            raise ObjectMissing(f"{sha} is a {stream.type.decode()}, not a {kind}")
+        data: bytes = stream.read()
+        return data
+
+    def has(self, sha: str) -> bool:
+        try:
+            return bool(self._odb.has_object(bytes.fromhex(sha)))
+        except ValueError:
+            return False
+
+    def read_blob(self, sha: str) -> bytes:
+        return self._read(sha, "blob")
+
+    def read_tree(self, sha: str) -> dict[str, tuple[int, str]]:
+        """Entries of one tree: name -> (mode, sha)."""
+        return {
+            name: (mode, binsha.hex())
+            for binsha, mode, name in tree_entries_from_data(self._read(sha, "tree"))
+        }
+
+    def read_commit(self, sha: str) -> CommitInfo:
+        return parse_commit(sha, self._read(sha, "commit"))
+
+    def files(self, tree: str) -> dict[str, str]:
+        """Every file of a two-level content tree: 'folder/name' -> blob id."""
+        out = {}
+        for folder, (mode, sub) in self.read_tree(tree).items():
+            if mode == TREE_MODE:
+                for name, (fmode, blob) in self.read_tree(sub).items():
+                    if fmode != TREE_MODE:
+                        out[f"{folder}/{name}"] = blob
+        return out
+
+    def blob_at(self, tree: str, path: str) -> str | None:
+        """The blob id at 'folder/name' in a tree, or None."""
+        folder, _, name = path.partition("/")
+        entry = self.read_tree(tree).get(folder)
+        if entry is None or entry[0] != TREE_MODE:
+            return None
+        found = self.read_tree(entry[1]).get(name)
+        return found[1] if found and found[0] != TREE_MODE else None
+
+    # writes: every object is fsynced before a ref may point at it
+
+    def _store(self, kind: str, data: bytes) -> str:
+        istream = self._odb.store(IStream(kind.encode(), len(data), BytesIO(data)))
+        sha: str = istream.hexsha.decode()
+        path = self._dir / sha[:2] / sha[2:]
+        if path.exists():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            _fsync_dir(path.parent)
+        return sha
+
+    def write_blob(self, data: bytes) -> str:
+        return self._store("blob", data)
+
+    def write_tree(self, entries: Mapping[str, tuple[int, str]]) -> str:
+        def key(item: tuple[str, tuple[int, str]]) -> bytes:
+            name, (mode, _) = item
+            return (name + "/" if mode == TREE_MODE else name).encode()
+
+        rows = [
+            (bytes.fromhex(sha), mode, name) for name, (mode, sha) in sorted(entries.items(), key=key)
+        ]
+        buf = BytesIO()
+        tree_to_stream(rows, buf.write)
+        return self._store("tree", buf.getvalue())
+
+    def tree_with_changes(self, root: str | None, changes: Mapping[str, str | None]) -> str:
+        """A new root tree: root with each 'folder/name' set to a blob id, or removed (None)."""
+        top = self.read_tree(root) if root else {}
+        by_folder: dict[str, dict[str, str | None]] = {}
+        for path, blob in changes.items():
+            folder, _, name = path.partition("/")
+            by_folder.setdefault(folder, {})[name] = blob
+        for folder, files in by_folder.items():
+            entry = top.get(folder)
+            sub = self.read_tree(entry[1]) if entry and entry[0] == TREE_MODE else {}
+            for name, blob in files.items():
+                if blob is None:
+                    sub.pop(name, None)
+                else:
+                    sub[name] = (BLOB_MODE, blob)
+            if sub:
+                top[folder] = (TREE_MODE, self.write_tree(sub))
+            else:
+                top.pop(folder, None)
+        return self.write_tree(top)
+
+    def write_commit(
+        self,
+        tree: str,
+        parents: list[str],
+        author: Identity,
+        committer: Identity,
+        message: str,
+        when: int,
+    ) -> str:
+        lines = [f"tree {tree}"]
+        lines += [f"parent {p}" for p in parents]
+        lines.append(f"author {author.signature(when)}")
+        lines.append(f"committer {committer.signature(when)}")
+        body = "\n".join(lines) + "\n\n" + message.rstrip("\n") + "\n"
+        return self._store("commit", body.encode("utf-8"))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_IDENT = re.compile(r"^(.*) <(.*)> (\d+) ([+-]\d{4})$")
+TRAILER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*): (.*)$")
+
+
+def parse_commit(sha: str, raw: bytes) -> CommitInfo:
+    text = raw.decode("utf-8", errors="replace")
+    header, _, message = text.partition("\n\n")
+    tree = ""
+    parents: list[str] = []
+    idents: dict[str, tuple[str, str, int]] = {}
+    for line in header.split("\n"):
+        key, _, value = line.partition(" ")
+        if key == "tree":
+            tree = value
+        elif key == "parent":
+            parents.append(value)
+        elif key in ("author", "committer"):
+            m = _IDENT.match(value)
+            idents[key] = (m.group(1), m.group(2), int(m.group(3))) if m else (value, "", 0)
+    author = idents.get("author", ("", "", 0))
+    committer = idents.get("committer", author)
+    paragraphs = message.rstrip("\n").split("\n\n")
+    trailers: dict[str, str] = {}
+    if len(paragraphs) > 1:
+        lines = paragraphs[-1].split("\n")
+        matches = [TRAILER.match(line) for line in lines]
+        if all(matches):
+            trailers = {m.group(1): m.group(2) for m in matches if m}
+    return CommitInfo(
+        sha=sha,
+        tree=tree,
+        parents=tuple(parents),
+        author_name=author[0],
+        author_email=author[1],
+        author_time=author[2],
+        committer_name=committer[0],
+        committer_email=committer[1],
+        committer_time=committer[2],
+        message=message,
+        trailers=trailers,
+    )

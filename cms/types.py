@@ -1,0 +1,176 @@
+"""The content types, each declared once; everything else (routes, spec, storage) derives from them."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from marshmallow import EXCLUDE, RAISE, Schema, fields, missing, validate
+
+from cms import schemas as s
+
+SIMPLE_FIELDS = (fields.String, fields.Integer, fields.Date, fields.Boolean)
+
+
+@dataclass(frozen=True)
+class ContentType:
+    """A content type: its name is also its folder in git and its path in the API."""
+
+    name: str
+    singular: str
+    fields_schema: type[s.ContentSchema]
+    title_field: str
+    markdown: tuple[str, ...] = ()
+    # field name -> content type name whose slugs it holds (checked on every write)
+    links: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def folder(self) -> str:
+        return self.name
+
+    def path(self, slug: str) -> str:
+        return f"{self.folder}/{slug}.yaml"
+
+    @cached_property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(self.fields_schema().fields)
+
+    @cached_property
+    def schema(self) -> Schema:
+        """Validates a whole item (PUT) and gives its canonical, JSON-ready form."""
+        return self.input_schema_class()
+
+    @cached_property
+    def input_schema_class(self) -> type[Schema]:
+        return _derive(self.fields_schema, f"{self.singular}Input")
+
+    @cached_property
+    def create_schema_class(self) -> type[Schema]:
+        extra = {
+            "slug": fields.String(
+                validate=s.slug_validators,
+                metadata={"description": f"Defaults to the {self.title_field}, slugified"},
+            )
+        }
+        return _derive(self.fields_schema, f"{self.singular}Create", extra=extra)
+
+    @cached_property
+    def patch_schema_class(self) -> type[Schema]:
+        """JSON merge patch (RFC 7396): every field optional, null removes it."""
+        return _derive(self.fields_schema, f"{self.singular}Patch", patch=True)
+
+    @cached_property
+    def item_schema_class(self) -> type[Schema]:
+        extra = {
+            "slug": fields.String(required=True, metadata={"description": "The item's id"}),
+            "etag": fields.String(
+                required=True, metadata={"description": "Git blob id of the item's file"}
+            ),
+        }
+        return _derive(self.fields_schema, self.singular, extra=extra, output=True)
+
+    @cached_property
+    def filter_fields(self) -> tuple[str, ...]:
+        return tuple(
+            name
+            for name, f in self.fields_schema().fields.items()
+            if isinstance(f, SIMPLE_FIELDS) and name not in self.markdown
+        )
+
+    @cached_property
+    def query_schema_class(self) -> type[Schema]:
+        sortable = ("slug", *self.filter_fields)
+        extra: dict[str, fields.Field] = {
+            "page": fields.Integer(
+                load_default=1,
+                validate=validate.Range(min=1, max=1_000_000),
+                metadata={"description": "Page number, from 1"},
+            ),
+            "page_size": fields.Integer(
+                load_default=20,
+                validate=validate.Range(min=1, max=100),
+                metadata={"description": "Items per page, at most 100"},
+            ),
+            "sort": fields.String(
+                load_default="slug",
+                validate=validate.OneOf([*sortable, *(f"-{n}" for n in sortable)]),
+                metadata={"description": "Field to sort by; a leading '-' sorts descending"},
+            ),
+        }
+        filters = {}
+        for name in self.filter_fields:
+            f = copy.deepcopy(self.fields_schema().fields[name])
+            f.required = False
+            f.allow_none = False
+            f.load_default = missing
+            f.metadata = {"description": f"Only items whose {name} equals this"}
+            filters[name] = f
+        ref = s.RefQuerySchema().fields["ref"]
+        return Schema.from_dict(
+            {**filters, **extra, "ref": copy.deepcopy(ref)}, name=f"{self.singular}Query"
+        )
+
+
+def _derive(
+    base: type[Schema],
+    name: str,
+    *,
+    extra: dict[str, fields.Field] | None = None,
+    patch: bool = False,
+    output: bool = False,
+) -> type[Schema]:
+    """A schema class derived from base, with its own name in the spec.
+
+    Inputs subclass base (keeping its field order and schema validators); a patch or an output
+    schema gets copies of base's fields with required and nullable adjusted.
+    """
+    if not (patch or output):
+        return type(name, (base,), dict(extra or {}))
+    own: dict[str, Any] = dict(extra or {})
+    for fname, f in base().fields.items():
+        f = copy.deepcopy(f)
+        f.required = output
+        f.allow_none = True if patch else f.allow_none
+        f.load_default = missing
+        own[fname] = f
+    schema_cls = Schema.from_dict(own, name=name)
+    schema_cls.Meta.unknown = EXCLUDE if output else RAISE  # type: ignore[attr-defined]
+    return schema_cls
+
+
+TYPES: dict[str, ContentType] = {
+    t.name: t
+    for t in (
+        ContentType(
+            name="workshops",
+            singular="Workshop",
+            fields_schema=s.WorkshopSchema,
+            title_field="title",
+            markdown=("abstract", "introduction", "motivation", "initiative"),
+            links={"organizers": "people", "author": "people"},
+        ),
+        ContentType(
+            name="people",
+            singular="Person",
+            fields_schema=s.PersonSchema,
+            title_field="name",
+            markdown=("bio",),
+        ),
+        ContentType(
+            name="talks",
+            singular="Talk",
+            fields_schema=s.TalkSchema,
+            title_field="title",
+            markdown=("abstract",),
+            links={"speakers": "people"},
+        ),
+        ContentType(
+            name="references",
+            singular="Reference",
+            fields_schema=s.ReferenceSchema,
+            title_field="key",
+        ),
+    )
+}
