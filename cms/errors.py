@@ -137,8 +137,10 @@ def handle_http_exception(exc: HTTPException) -> Response:
         k: v for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")
     }
     headers.update(data.get("headers") or {})
-    message = data.get("message") or exc.description or exc.name
     errors = data.get("errors") or data.get("messages")
+    message = data.get("message") or (
+        "Some fields or parameters are invalid: see errors." if errors else exc.description
+    )
     return error_response(code, message, errors=errors, headers=headers, name=exc.name)
 
 

@@ -106,6 +106,8 @@ class ContentType:
             f.allow_none = False
             f.load_default = missing
             f.metadata = {"description": f"Only items whose {name} equals this"}
+            if isinstance(f, fields.Integer):
+                f.strict = False  # a query string is text
             filters[name] = f
         ref = s.RefQuerySchema().fields["ref"]
         return Schema.from_dict(

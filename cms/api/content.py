@@ -9,6 +9,7 @@ from typing import Any
 from flask import Response, request, url_for
 from flask.views import MethodView
 from flask_smorest import Api
+from marshmallow import RAISE
 
 from cms.api.common import (
     BEARER,
@@ -86,7 +87,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("")
     class Collection(MethodView):
-        @blp.arguments(ctype.query_schema_class, location="query", as_kwargs=True)
+        @blp.arguments(ctype.query_schema_class, location="query", as_kwargs=True, unknown=RAISE)
         @blp.response(
             200,
             item_schema(many=True),
@@ -121,7 +122,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>")
     class Item(MethodView):
-        @blp.arguments(RefQuerySchema, location="query")
+        @blp.arguments(RefQuerySchema, location="query", unknown=RAISE)
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.alt_response(304, description="Not modified")
         @blp.errors(*READ_ERRORS)

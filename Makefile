@@ -1,0 +1,40 @@
+# The two commands: `make run` (serve the seed content) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 5000
+WORKERS ?= 2
+
+.PHONY: install run dev test lint pytest openapi clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/cms serve --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
+dev: install
+	$(BIN)/cms serve --dev --host $(HOST) --port $(PORT)
+
+lint: install
+	$(BIN)/ruff check cms tests
+	$(BIN)/ruff format --check cms tests
+	$(BIN)/mypy cms
+
+pytest: install
+	$(BIN)/pytest
+
+test: lint pytest
+
+openapi: install
+	$(BIN)/cms openapi
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,133 @@
+"""Fixtures: a fresh app on a fresh repository and database per test, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from cms import auth
+from cms.app import create_app
+from cms.service import ContentService
+
+PG_ADMIN_URL = os.environ.get("CMS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def git(repo: Path, *args: str) -> str:
+    """Plain git on a repository, with the user's config ignored."""
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    proc = subprocess.run(
+        ["git", f"--git-dir={repo}", *args], capture_output=True, text=True, env=env, check=False
+    )
+    assert proc.returncode == 0, f"git {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def assert_fsck_clean(repo: Path) -> None:
+    git(repo, "fsck", "--strict", "--no-progress")
+    assert not (repo / "index").exists(), "a bare repository must never get an index file"
+
+
+def _pg_connect() -> Any:
+    import psycopg
+
+    return psycopg.connect(PG_ADMIN_URL, connect_timeout=3, autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_available() -> bool:
+    try:
+        _pg_connect().close()
+    except Exception as exc:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is unreachable under CI: {exc}")
+        return False
+    return True
+
+
+def make_db_url(backend: str, tmp_path: Path, available: bool) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cms.sqlite3'}"
+        return
+    if not available:
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL} (CI=true makes this fail)")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    with _pg_connect() as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
+    finally:
+        with _pg_connect() as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[str]:
+    yield from make_db_url(request.param, tmp_path, postgres_available)
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    return tmp_path / "instance"
+
+
+@pytest.fixture
+def config(instance: Path, db_url: str) -> dict[str, Any]:
+    return {"INSTANCE_PATH": str(instance), "DATABASE_URL": db_url, "TESTING": True}
+
+
+@pytest.fixture
+def app(config: dict[str, Any]) -> Iterator[Flask]:
+    app = create_app(config)
+    yield app
+    svc: ContentService = app.extensions["cms"]
+    svc.engine.dispose()
+    assert_fsck_clean(svc.store.path)
+
+
+@pytest.fixture
+def svc(app: Flask) -> ContentService:
+    service: ContentService = app.extensions["cms"]
+    return service
+
+
+@pytest.fixture
+def repo(svc: ContentService) -> Path:
+    return svc.store.path
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def new_token(svc: ContentService, role: str, name: str = "", email: str = "") -> tuple[int, str]:
+    with svc.write_session() as session:
+        token, secret = auth.create_token(
+            session, name or f"Test {role.title()}", email or f"{role}@example.org", role
+        )
+        return token.id, secret
+
+
+@pytest.fixture
+def tokens(svc: ContentService) -> dict[str, dict[str, str]]:
+    """Authorization headers for each role."""
+    out = {}
+    for role in auth.ROLES:
+        _, secret = new_token(svc, role, name="Valentin Barriere" if role == "editor" else "")
+        out[role] = {"Authorization": f"Bearer {secret}"}
+    return out
+
+
+@pytest.fixture
+def editor(tokens: dict[str, dict[str, str]]) -> dict[str, str]:
+    return tokens["editor"]
