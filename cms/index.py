@@ -207,10 +207,11 @@ def load_item(objs: ObjectAccess, type_name: str, blob: str) -> tuple[dict[str, 
         data = parse_yaml(objs.read_blob(blob))
     except SerializationError as exc:
         return None, str(exc)
-    errors = TYPES[type_name].schema.validate(data)
-    if errors:
-        return data, f"does not match the {type_name} schema: {errors}"
-    return data, None
+    schema = TYPES[type_name].schema
+    try:  # a file written by hand may omit defaults: serve the full, canonical shape
+        return schema.dump(schema.load(data)), None
+    except ValidationError as exc:
+        return data, f"does not match the {type_name} schema: {exc.messages}"
 
 
 def split_message(message: str) -> tuple[str, str, dict[str, str]]:

@@ -20,8 +20,15 @@ class _CanonicalDumper(yaml.SafeDumper):
     pass
 
 
+# Line breaks other than \n do not survive plain or block scalars: YAML folds them on reading.
+_ODD_BREAKS = frozenset("\r\x85\u2028\u2029")
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    if _ODD_BREAKS.intersection(value):
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

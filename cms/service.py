@@ -254,6 +254,12 @@ class ContentService:
         item = snap.items.get(ctype.name, {}).get(slug)
         if item is None:
             raise NotFound(f"No {ctype.name} item '{slug}'.")
+        if item.error is not None:
+            raise Conflict(
+                f"The stored file {ctype.path(slug)} is invalid ({item.error}); "
+                "replace it with a PUT using this ETag, or fix it in git.",
+                etag=item.blob,
+            )
         return item, snap.sha
 
     def list_items(
@@ -263,7 +269,8 @@ class ContentService:
         items = [
             item
             for item in snap.items.get(ctype.name, {}).values()
-            if item.data is not None
+            if item.error is None
+            and item.data is not None
             and all(item.data.get(name) == value for name, value in filters.items())
         ]
         key = sort.lstrip("-")
