@@ -46,7 +46,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api = Api(app, spec_kwargs={"info": {"description": API_DESCRIPTION}})
     api.register_converter(common.SlugConverter, common.slug_param_schema)
     api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "A token from `cms tokens create`"}
+        "bearerAuth",
+        {"type": "http", "scheme": "bearer", "description": "A token from `cms tokens create`"},
     )
     common.register_error_responses(api)
     content.register(api)

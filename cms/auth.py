@@ -17,7 +17,7 @@ from cms.index import Token, now
 
 ROLES = ("auditor", "editor", "admin")
 LEVEL = {"anonymous": 0, "auditor": 1, "editor": 2, "admin": 3}
-TOKEN_PREFIX = "cms_"
+TOKEN_PREFIX = "cms_"  # noqa: S105 (a prefix, not a secret)
 _TOKEN_RE = re.compile(r"^cms_[A-Za-z0-9_-]{43}$")
 _EMAIL_RE = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
 
@@ -50,7 +50,9 @@ def create_token(session: Session, name: str, email: str, role: str) -> tuple[To
     if len(email) > 200 or not _EMAIL_RE.match(email):
         raise Invalid("email must look like name@host")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    token = Token(name=name, email=email, role=role, token_hash=hash_token(secret), created_at=now())
+    token = Token(
+        name=name, email=email, role=role, token_hash=hash_token(secret), created_at=now()
+    )
     session.add(token)
     session.flush()
     return token, secret

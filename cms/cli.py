@@ -54,7 +54,7 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
         "--graceful-timeout", "10",
         "cms.app:create_app()",
     ]  # fmt: skip
-    os.execvp(argv[0], argv)
+    os.execvp(argv[0], argv)  # noqa: S606 (fixed argv: gunicorn replaces this process)
 
 
 @main.command()
@@ -146,3 +146,7 @@ def tokens_revoke(token_id: int) -> None:
     except CMSError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"token {token_id} revoked")
+
+
+if __name__ == "__main__":
+    main()

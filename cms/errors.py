@@ -138,8 +138,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
     }
     headers.update(data.get("headers") or {})
     errors = data.get("errors") or data.get("messages")
-    message = data.get("message") or (
-        "Some fields or parameters are invalid: see errors." if errors else exc.description
+    message = str(data.get("message") or "") or (
+        "Some fields or parameters are invalid: see errors." if errors else str(exc.description)
     )
     return error_response(code, message, errors=errors, headers=headers, name=exc.name)
 

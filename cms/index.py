@@ -201,7 +201,9 @@ def diff_trees(objs: ObjectAccess, old: str | None, new: str) -> list[FileChange
     return changes
 
 
-def load_item(objs: ObjectAccess, type_name: str, blob: str) -> tuple[dict[str, Any] | None, str | None]:
+def load_item(
+    objs: ObjectAccess, type_name: str, blob: str
+) -> tuple[dict[str, Any] | None, str | None]:
     """An item's data as stored, and why it is invalid (None when it is valid)."""
     try:
         data = parse_yaml(objs.read_blob(blob))
@@ -366,7 +368,7 @@ def _chain_to(objs: ObjectAccess, head: str, stop: str | None) -> list[CommitInf
 
 def _clear_ref(session: Session, ref: str) -> None:
     for model in (ItemRow, ChangeRow, CommitRow, RefHead):
-        session.execute(delete(model).where(model.ref == ref))  # type: ignore[attr-defined]
+        session.execute(delete(model).where(model.ref == ref))
 
 
 def expected_items(store: GitStore, ref: str) -> dict[tuple[str, str], tuple[str, Any, str | None]]:

@@ -399,7 +399,9 @@ class ContentService:
                 if message_reason:
                     message += message_reason + "\n\n"
                 message += "\n".join(trailers) + "\n"
-                author = Identity(actor.name or self.committer.name, actor.email or self.committer.email)
+                author = Identity(
+                    actor.name or self.committer.name, actor.email or self.committer.email
+                )
                 commit = objs.write_commit(
                     new_tree,
                     [head] if head else [],

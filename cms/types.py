@@ -1,8 +1,9 @@
-"""The content types, each declared once; everything else (routes, spec, storage) derives from them."""
+"""The content types, each declared once: routes, spec and storage derive from them."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -119,7 +120,7 @@ def _derive(
     base: type[Schema],
     name: str,
     *,
-    extra: dict[str, fields.Field] | None = None,
+    extra: Mapping[str, fields.Field] | None = None,
     patch: bool = False,
     output: bool = False,
 ) -> type[Schema]:
@@ -138,7 +139,7 @@ def _derive(
         f.load_default = missing
         own[fname] = f
     schema_cls = Schema.from_dict(own, name=name)
-    schema_cls.Meta.unknown = EXCLUDE if output else RAISE  # type: ignore[attr-defined]
+    schema_cls.Meta.unknown = EXCLUDE if output else RAISE
     return schema_cls
 
 

@@ -71,7 +71,9 @@ def make_db_url(backend: str, tmp_path: Path, available: bool) -> Iterator[str]:
 
 
 @pytest.fixture(params=BACKENDS)
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool) -> Iterator[str]:
+def db_url(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_available: bool
+) -> Iterator[str]:
     yield from make_db_url(request.param, tmp_path, postgres_available)
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from conftest import git
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from test_write_api import etag_of
 
 from cms.app import create_app
 from cms.index import ChangeRow, CommitRow, RefHead
 from cms.service import MAIN, PUBLISHED, ContentService
-from conftest import git
-from test_write_api import etag_of
 
 ALL_TYPES = ("workshops", "people", "talks", "references")
 
@@ -47,14 +47,27 @@ def test_reindex_answers_byte_identically(
     assert svc.check() == []
 
 
-def test_index_rows_per_commit_and_change(svc: ContentService, client: FlaskClient, editor: dict[str, str]) -> None:
+def test_index_rows_per_commit_and_change(
+    svc: ContentService, client: FlaskClient, editor: dict[str, str]
+) -> None:
     client.post("/api/v1/talks", json={"title": "Keynote"}, headers=editor)
     with svc.read_session() as s:
-        assert s.scalar(select(func.count()).select_from(CommitRow).where(CommitRow.ref == MAIN)) == 2
-        assert s.scalar(select(func.count()).select_from(CommitRow).where(CommitRow.ref == PUBLISHED)) == 1
-        changes = s.scalars(select(ChangeRow).where(ChangeRow.ref == MAIN).order_by(ChangeRow.seq, ChangeRow.id)).all()
+        assert (
+            s.scalar(select(func.count()).select_from(CommitRow).where(CommitRow.ref == MAIN)) == 2
+        )
+        assert (
+            s.scalar(select(func.count()).select_from(CommitRow).where(CommitRow.ref == PUBLISHED))
+            == 1
+        )
+        changes = s.scalars(
+            select(ChangeRow).where(ChangeRow.ref == MAIN).order_by(ChangeRow.seq, ChangeRow.id)
+        ).all()
         assert len(changes) == 9  # 8 seed files + the talk
-        assert (changes[-1].type, changes[-1].slug, changes[-1].action) == ("talks", "keynote", "create")
+        assert (changes[-1].type, changes[-1].slug, changes[-1].action) == (
+            "talks",
+            "keynote",
+            "create",
+        )
         assert s.get(RefHead, MAIN).sha == svc.store.read_ref(MAIN)
 
 
@@ -85,11 +98,19 @@ def test_a_plain_git_commit_is_caught_up_on_the_next_read(
     assert r.get_json()["name"] == "Jane Doe" and r.get_json()["role"] == ""
     assert svc.check() == []
     with svc.read_session() as s:
-        row = s.scalar(select(CommitRow).where(CommitRow.ref == MAIN).order_by(CommitRow.seq.desc()))
-        assert (row.author_name, row.subject, row.reason) == ("Admin", "Add Jane by hand", "She joined.")
+        row = s.scalar(
+            select(CommitRow).where(CommitRow.ref == MAIN).order_by(CommitRow.seq.desc())
+        )
+        assert (row.author_name, row.subject, row.reason) == (
+            "Admin",
+            "Add Jane by hand",
+            "She joined.",
+        )
 
 
-def test_catch_up_on_start(config: dict[str, object], app: Flask, repo: Path, tmp_path: Path) -> None:
+def test_catch_up_on_start(
+    config: dict[str, object], app: Flask, repo: Path, tmp_path: Path
+) -> None:
     head = hand_commit(repo, tmp_path, "talks/opening.yaml", "title: Opening\n", "By hand")
     again = create_app(config)
     svc: ContentService = again.extensions["cms"]
@@ -124,7 +145,9 @@ def test_an_invalid_file_is_reported_never_a_traceback(
     assert any("people/wrong.yaml is invalid" in p for p in problems)
     # an editor can repair it over the API with the ETag the error gives
     etag = client.get("/api/v1/people/wrong?ref=main", headers=editor).get_json()["etag"]
-    r = client.put("/api/v1/people/wrong", json={"name": "Right"}, headers={**editor, "If-Match": etag})
+    r = client.put(
+        "/api/v1/people/wrong", json={"name": "Right"}, headers={**editor, "If-Match": etag}
+    )
     assert r.status_code == 200
 
 

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from flask.testing import FlaskClient
-
 from conftest import git
+from flask.testing import FlaskClient
 
 SEED = (Path(__file__).resolve().parent.parent.parent / "shared" / "seed").glob("*.txt")
 ABSTRACT = (
@@ -79,7 +78,10 @@ def test_etag_is_the_git_blob_id_and_304(client: FlaskClient, repo: Path) -> Non
 def test_list_weak_etag_and_304(client: FlaskClient) -> None:
     r = client.get("/api/v1/references")
     assert r.headers["ETag"].startswith('W/"')
-    assert client.get("/api/v1/references", headers={"If-None-Match": r.headers["ETag"]}).status_code == 304
+    assert (
+        client.get("/api/v1/references", headers={"If-None-Match": r.headers["ETag"]}).status_code
+        == 304
+    )
 
 
 def test_pagination_header_and_pages(client: FlaskClient) -> None:
@@ -143,7 +145,9 @@ def test_bad_paths_and_parameters_are_json_errors(
         assert named in body["errors"]["query"]
 
 
-def test_drafts_need_an_auditor_token(client: FlaskClient, tokens: dict[str, dict[str, str]]) -> None:
+def test_drafts_need_an_auditor_token(
+    client: FlaskClient, tokens: dict[str, dict[str, str]]
+) -> None:
     r = client.get(WORKSHOP + "?ref=main")
     assert r.status_code == 401
     assert r.headers["WWW-Authenticate"].startswith("Bearer")

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import assert_fsck_clean, git
 
 from cms.store.git import GitStore, Identity, RefMoved
-from conftest import assert_fsck_clean, git
 
 ME = Identity("Test Author", "author@example.org")
 
@@ -23,9 +23,13 @@ def store(tmp_path: Path) -> GitStore:
 def commit_files(store: GitStore, files: dict[str, str | None], parent: str | None) -> str:
     with store.objects() as objs:
         tree = objs.read_commit(parent).tree if parent else None
-        blobs = {p: objs.write_blob(c.encode()) if c is not None else None for p, c in files.items()}
+        blobs = {
+            p: objs.write_blob(c.encode()) if c is not None else None for p, c in files.items()
+        }
         new_tree = objs.tree_with_changes(tree, blobs)
-        return objs.write_commit(new_tree, [parent] if parent else [], ME, ME, "Test\n", 1_700_000_000)
+        return objs.write_commit(
+            new_tree, [parent] if parent else [], ME, ME, "Test\n", 1_700_000_000
+        )
 
 
 def test_init_is_bare_and_durable(store: GitStore) -> None:
@@ -58,7 +62,9 @@ def test_objects_match_what_git_computes(store: GitStore, tmp_path: Path) -> Non
     with store.objects() as objs:
         commit = objs.read_commit(c3)
         assert commit.parents == (c2,)
-        assert objs.files(commit.tree) == {"people/b.yaml": git(store.path, "rev-parse", "main:people/b.yaml").strip()}
+        assert objs.files(commit.tree) == {
+            "people/b.yaml": git(store.path, "rev-parse", "main:people/b.yaml").strip()
+        }
 
 
 def test_tree_entries_sort_like_git(store: GitStore) -> None:
@@ -98,9 +104,7 @@ def open_fds() -> int:
 
 
 def child_processes() -> int:
-    return len(
-        [p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == os.getpid()]
-    )
+    return len([p for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == os.getpid()])
 
 
 def _ppid(pid: str) -> int:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import git
 from flask.testing import FlaskClient
 
 from cms.service import ContentService
-from conftest import git
 
 WORKSHOP = "/api/v1/workshops/terrabytes-icml25"
 PERSON = "/api/v1/people/valentin-barriere"
@@ -57,7 +57,9 @@ def test_fix_the_location_typo(client: FlaskClient, editor: dict[str, str], repo
     )
     assert git(repo, "log", "-1", "--format=%cn", commit).strip() == "TerraBytes CMS"
     message = git(repo, "log", "-1", "--format=%B", commit)
-    assert message.startswith("Update workshops/terrabytes-icml25\n\nFix the typo in the city's name\n")
+    assert message.startswith(
+        "Update workshops/terrabytes-icml25\n\nFix the typo in the city's name\n"
+    )
     trailers = git(repo, "log", "-1", "--format=%(trailers:only,unfold)", commit)
     assert "CMS-Action: update" in trailers and "CMS-Token-Id: " in trailers
     assert git(repo, "diff-tree", "--no-commit-id", "--name-only", "-r", commit).split() == [
@@ -73,7 +75,9 @@ def test_fix_the_location_typo(client: FlaskClient, editor: dict[str, str], repo
     )
 
 
-def test_identical_write_makes_no_commit(client: FlaskClient, editor: dict[str, str], repo: Path) -> None:
+def test_identical_write_makes_no_commit(
+    client: FlaskClient, editor: dict[str, str], repo: Path
+) -> None:
     etag = etag_of(client, WORKSHOP, editor)
     count = commit_count(repo)
     r = patch(client, WORKSHOP, {"location": "Vancouvert, Canada"}, editor, etag)
@@ -122,11 +126,20 @@ def test_create_derives_the_slug_and_answers_201(
     assert r.headers["Location"].endswith("/api/v1/people/eve-lefevre-durand")
     blob = git(repo, "rev-parse", "main:people/eve-lefevre-durand.yaml").strip()
     assert r.headers["ETag"] == f'"{blob}"'
-    assert git(repo, "log", "-1", "--format=%s", "main").strip() == "Create people/eve-lefevre-durand"
+    assert (
+        git(repo, "log", "-1", "--format=%s", "main").strip() == "Create people/eve-lefevre-durand"
+    )
     got = client.get(r.headers["Location"] + "?ref=main", headers=editor)
     assert got.status_code == 200 and got.get_json()["name"] == "Ève Lefèvre-Durand"
-    assert client.post("/api/v1/people", json={"name": "Ève Lefèvre-Durand"}, headers=editor).status_code == 409
-    explicit = client.post("/api/v1/people", json={"name": "X", "slug": "custom-slug"}, headers=editor)
+    assert (
+        client.post(
+            "/api/v1/people", json={"name": "Ève Lefèvre-Durand"}, headers=editor
+        ).status_code
+        == 409
+    )
+    explicit = client.post(
+        "/api/v1/people", json={"name": "X", "slug": "custom-slug"}, headers=editor
+    )
     assert explicit.status_code == 201 and explicit.get_json()["slug"] == "custom-slug"
 
 
@@ -136,7 +149,9 @@ def test_delete_and_recreate(client: FlaskClient, editor: dict[str, str], repo: 
     r = client.delete(url, headers={**editor, "If-Match": etag, "X-Change-Reason": "Duplicate"})
     assert r.status_code == 204
     assert r.headers["X-Content-Revision"] == head(repo)
-    assert git(repo, "log", "-1", "--format=%s", "main").strip() == "Delete references/rolf-et-al-2024"
+    assert (
+        git(repo, "log", "-1", "--format=%s", "main").strip() == "Delete references/rolf-et-al-2024"
+    )
     assert client.get(url + "?ref=main", headers=editor).status_code == 404
     assert client.delete(url, headers={**editor, "If-Match": etag}).status_code == 404
     again = client.post(
@@ -149,7 +164,9 @@ def test_references_between_items_are_checked(
     client: FlaskClient, editor: dict[str, str], repo: Path
 ) -> None:
     count = commit_count(repo)
-    r = patch(client, WORKSHOP, {"organizers": ["nobody"]}, editor, etag_of(client, WORKSHOP, editor))
+    r = patch(
+        client, WORKSHOP, {"organizers": ["nobody"]}, editor, etag_of(client, WORKSHOP, editor)
+    )
     assert r.status_code == 422
     assert "organizers" in r.get_json()["errors"]["json"]
     r = client.delete(PERSON, headers={**editor, "If-Match": etag_of(client, PERSON, editor)})
@@ -242,7 +259,11 @@ def test_malformed_bodies(
     r = client.patch(
         PERSON,
         data=data,
-        headers={**editor, "If-Match": etag_of(client, PERSON, editor), "Content-Type": content_type},
+        headers={
+            **editor,
+            "If-Match": etag_of(client, PERSON, editor),
+            "Content-Type": content_type,
+        },
     )
     assert r.status_code == status, r.get_json()
     assert r.get_json()["code"] == status
@@ -263,26 +284,39 @@ def test_reason_cannot_forge_trailers_or_headers(
 ) -> None:
     etag = etag_of(client, PERSON, editor)
     forged = "Looks fine\n\nCMS-Token-Id: 999\nSigned-off-by: Mallory <m@evil>"
-    r = patch(client, PERSON, {"bio": "a"}, editor, etag, **{"X-Change-Reason": forged.replace("\n", " ")})
+    r = patch(
+        client, PERSON, {"bio": "a"}, editor, etag, **{"X-Change-Reason": forged.replace("\n", " ")}
+    )
     assert r.status_code == 200
     commit = r.headers["X-Content-Revision"]
     trailers = git(repo, "log", "-1", "--format=%(trailers:only,unfold)", commit).split("\n")
     assert "CMS-Token-Id: 999" not in trailers
     assert not any(t.startswith("Signed-off-by") for t in trailers)
     r = patch(
-        client, PERSON, {"bio": "b"}, editor, r.headers["ETag"], **{"X-Change-Reason": "CMS-Token-Id: 7"}
+        client,
+        PERSON,
+        {"bio": "b"},
+        editor,
+        r.headers["ETag"],
+        **{"X-Change-Reason": "CMS-Token-Id: 7"},
     )
     commit = r.headers["X-Content-Revision"]
     trailers = git(repo, "log", "-1", "--format=%(trailers:only,unfold)", commit).split("\n")
     assert "CMS-Token-Id: 7" not in trailers
-    r = patch(client, PERSON, {"bio": "c"}, editor, r.headers["ETag"], **{"X-Change-Reason": "x" * 1001})
+    r = patch(
+        client, PERSON, {"bio": "c"}, editor, r.headers["ETag"], **{"X-Change-Reason": "x" * 1001}
+    )
     assert r.status_code == 422
     # UTF-8 reasons survive the trip through latin-1 WSGI headers
     reason = "Corrigé l'accent"
     r = client.patch(
         PERSON,
         json={"bio": "d"},
-        headers={**editor, "If-Match": etag_of(client, PERSON, editor), "X-Change-Reason": reason.encode().decode("latin-1")},
+        headers={
+            **editor,
+            "If-Match": etag_of(client, PERSON, editor),
+            "X-Change-Reason": reason.encode().decode("latin-1"),
+        },
     )
     assert r.status_code == 200
     assert reason in git(repo, "log", "-1", "--format=%B", r.headers["X-Content-Revision"])

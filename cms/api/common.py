@@ -9,7 +9,6 @@ from typing import Any
 import flask_smorest
 from flask import Response, current_app, g, request
 from marshmallow import Schema, fields, validate
-from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import BaseConverter, ValidationError
@@ -37,7 +36,9 @@ class StrictJSONParser(FlaskParser):
         try:
             return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
         except UnicodeDecodeError as exc:
-            raise json.JSONDecodeError(f"Body is not UTF-8: {exc.reason}", "body", exc.start) from None
+            raise json.JSONDecodeError(
+                f"Body is not UTF-8: {exc.reason}", "body", exc.start
+            ) from None
         except RecursionError:
             raise json.JSONDecodeError("JSON nested too deeply", "body", 0) from None
         except ValueError as exc:
@@ -88,7 +89,6 @@ ERROR_TEXT = {
 }
 
 
-
 def register_error_responses(api: flask_smorest.Api) -> None:
     """One response component per error status, shared by every operation."""
     for code, text in ERROR_TEXT.items():
@@ -100,8 +100,8 @@ def register_error_responses(api: flask_smorest.Api) -> None:
 
 READ_ERRORS = (400, 401, 403, 404, 422, 503)
 WRITE_ERRORS = (400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 503, 507)
-BEARER = [{"bearerAuth": []}]
-OPTIONAL_BEARER = [{}, {"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
+OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}]
 
 
 class SlugConverter(BaseConverter):
@@ -221,7 +221,7 @@ def json_response(
         extra["Vary"] = "Authorization"
         if etag and not_modified(etag):
             return Response(status=304, headers=extra)
-    response = current_app.json.response(payload)
+    response: Response = current_app.json.response(payload)  # type: ignore[assignment]
     response.status_code = status
     response.headers.update(extra)
     return response

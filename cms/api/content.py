@@ -159,7 +159,9 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
             )
 
         @blp.arguments(WriteHeadersSchema, location="headers")
-        @blp.response(204, headers={"X-Content-Revision": WRITE_RESPONSE_HEADERS["X-Content-Revision"]})
+        @blp.response(
+            204, headers={"X-Content-Revision": WRITE_RESPONSE_HEADERS["X-Content-Revision"]}
+        )
         @blp.errors(*WRITE_ERRORS)
         @blp.doc(security=BEARER, summary=f"Delete a {ctype.singular.lower()}")
         def delete(self, headers: dict[str, Any], slug: str) -> Response:

@@ -265,7 +265,8 @@ class ObjectAccess:
             return (name + "/" if mode == TREE_MODE else name).encode()
 
         rows = [
-            (bytes.fromhex(sha), mode, name) for name, (mode, sha) in sorted(entries.items(), key=key)
+            (bytes.fromhex(sha), mode, name)
+            for name, (mode, sha) in sorted(entries.items(), key=key)
         ]
         buf = BytesIO()
         tree_to_stream(rows, buf.write)

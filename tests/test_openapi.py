@@ -1,0 +1,65 @@
+"""The spec is an output of the code: valid, complete, and equal to openapi/openapi.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from openapi_spec_validator import validate
+
+from cms.cli import spec_json
+
+COMMITTED = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
+
+
+@pytest.fixture
+def spec(client: FlaskClient) -> dict:
+    r = client.get("/openapi.json")
+    assert r.status_code == 200
+    return r.get_json()
+
+
+def test_spec_is_valid_openapi_31(spec: dict) -> None:
+    assert spec["openapi"].startswith("3.1")
+    validate(spec)
+
+
+def test_committed_spec_has_not_drifted(app: Flask, spec: dict) -> None:
+    assert COMMITTED.exists(), "run `cms openapi` and commit openapi/openapi.json"
+    assert json.loads(COMMITTED.read_text()) == spec, "run `cms openapi`: the spec changed"
+    assert COMMITTED.read_text() == spec_json(app)
+
+
+def test_every_operation_documents_its_errors(spec: dict) -> None:
+    for path, ops in spec["paths"].items():
+        if not path.startswith("/api/v1/"):
+            continue
+        for method, op in ops.items():
+            if method == "parameters":
+                continue
+            codes = set(op["responses"])
+            assert {"400", "401", "403", "422", "503"} <= codes, (method, path)
+            if method in ("put", "patch", "delete"):
+                assert {"404", "412", "413", "415", "428"} <= codes, (method, path)
+            if method == "get":
+                assert "304" in codes
+            if method != "get":
+                assert op["security"] == [{"bearerAuth": []}]
+
+
+def test_every_type_has_its_own_schemas(spec: dict) -> None:
+    schemas = spec["components"]["schemas"]
+    for name in ("Workshop", "Person", "Talk", "Reference"):
+        for suffix in ("", "Create", "Input", "Patch"):
+            assert name + suffix in schemas
+    assert schemas["WorkshopInput"]["additionalProperties"] is False
+    assert "If-Match" in json.dumps(spec["paths"]["/api/v1/people/{slug}"]["patch"]["parameters"])
+    assert "X-Change-Reason" in json.dumps(spec["paths"]["/api/v1/people/{slug}"]["patch"])
+
+
+def test_docs_page_is_served(client: FlaskClient) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200 and b"swagger" in r.data.lower()
