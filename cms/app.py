@@ -9,7 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from cms import errors
-from cms.api import common, content
+from cms.api import common, content, ops
 from cms.config import DEFAULTS, default_instance_path
 from cms.index import make_engine
 from cms.service import ContentService
@@ -51,6 +51,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     common.register_error_responses(api)
     content.register(api)
+    api.register_blueprint(ops.blp)
     app.extensions["cms_api"] = api
     errors.register_error_handlers(app)
     return app

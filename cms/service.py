@@ -220,6 +220,23 @@ class ContentService:
                         problems.append(f"{ref}: {type_name}/{slug}.yaml is invalid: {error}")
         return problems
 
+    def readiness(self) -> dict[str, dict[str, Any]]:
+        """Is the repository readable, the database reachable, and how far is the index behind?"""
+        checks: dict[str, dict[str, Any]] = {}
+        heads = {ref: self.store.read_ref(ref) for ref in index.REFS}
+        checks["repository"] = {"ok": heads[MAIN] is not None, "heads": heads}
+        try:
+            with self.read_session() as session:
+                indexed = {ref: session.get(RefHead, ref) for ref in index.REFS}
+                lag = {
+                    ref: (row.sha if row else None) != heads[ref] for ref, row in indexed.items()
+                }
+            checks["database"] = {"ok": True}
+            checks["index"] = {"ok": True, "behind": lag}
+        except Exception as exc:  # any database failure means "not ready", never a 500
+            checks["database"] = {"ok": False, "error": type(exc).__name__}
+        return checks
+
     # --- reads --------------------------------------------------------------------------------
 
     def snapshot(self, ref: str) -> Snapshot:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -167,12 +168,31 @@ class GitStore:
     def update_ref_if_equals(self, ref: str, new: str, old: str | None, reason: str) -> None:
         """Move ref to new only if it still points to old (None: only if it does not exist)."""
         assert HEX40.match(new) and (old is None or HEX40.match(old))
+        args = ("update-ref", "-m", reason[:200], ref, new, old or ZERO)
         try:
-            run_git(self.path, "update-ref", "-m", reason[:200], ref, new, old or ZERO)
+            run_git(self.path, *args)
         except StoreError as exc:
             if self.read_ref(ref) != old:
                 raise RefMoved(f"{ref} moved") from exc
-            raise
+            if not self._clear_stale_lock(ref):
+                raise
+            run_git(self.path, *args)
+
+    def _clear_stale_lock(self, ref: str, patience: float = 1.0) -> bool:
+        """Remove `<ref>.lock` left by a git process that was killed (True if one was removed).
+
+        The caller holds the CMS's write lock, so no CMS process can own it; a git command run
+        by hand holds it for milliseconds, so one still there after `patience` is stale.
+        """
+        lock = self.path / f"{ref}.lock"
+        deadline = time.monotonic() + patience
+        while lock.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        try:
+            lock.unlink()
+        except FileNotFoundError:
+            return False
+        return True
 
     # --- objects ----------------------------------------------------------------------------
 

@@ -1,0 +1,41 @@
+"""Liveness and readiness, for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+from marshmallow import Schema, fields
+
+from cms.api.common import Blueprint, json_response, service
+
+blp = Blueprint("ops", __name__, description="Health of the service")
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, metadata={"description": "ok, or unavailable"})
+    checks = fields.Dict(metadata={"description": "Each check and what it found"})
+
+
+@blp.route("/healthz")
+class Health(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.doc(security=[{}], summary="Liveness: the process answers")
+    def get(self) -> Response:
+        return json_response({"status": "ok"})
+
+
+@blp.route("/readyz")
+class Ready(MethodView):
+    @blp.response(200, HealthSchema)
+    @blp.alt_response(503, schema=HealthSchema, description="Not ready: see checks")
+    @blp.doc(security=[{}], summary="Readiness: repository, database, index lag")
+    def get(self) -> Response:
+        checks: dict[str, Any] = service().readiness()
+        ok = all(check.get("ok") for check in checks.values())
+        return json_response(
+            {"status": "ok" if ok else "unavailable", "checks": checks},
+            200 if ok else 503,
+            headers={} if ok else {"Retry-After": "5"},
+        )
