@@ -9,11 +9,12 @@ from flask import Flask
 from flask_smorest import Api
 
 from cms import errors
-from cms.api import common, content, ops
+from cms.api import common, content, git_http, history, ops
 from cms.config import DEFAULTS, default_instance_path
 from cms.index import make_engine
 from cms.service import ContentService
 from cms.store.git import GitStore, Identity
+from cms.versions import Versions
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
@@ -41,6 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     seed = app.config["SEED_PATH"]
     svc.bootstrap(Path(seed) if seed else None)
     app.extensions["cms"] = svc
+    app.extensions["cms_versions"] = Versions(svc)
 
     app.url_map.converters["slug"] = common.SlugConverter
     api = Api(app, spec_kwargs={"info": {"description": API_DESCRIPTION}})
@@ -51,8 +53,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     common.register_error_responses(api)
     content.register(api)
+    api.register_blueprint(history.blp)
     api.register_blueprint(ops.blp)
     app.extensions["cms_api"] = api
+    app.register_blueprint(git_http.blp)  # not in the spec: git's own protocol
     errors.register_error_handlers(app)
     return app
 

@@ -88,6 +88,7 @@ STATUS_NAMES = {
     403: "Forbidden",
     404: "Not Found",
     409: "Conflict",
+    410: "Gone",
     412: "Precondition Failed",
     422: "Unprocessable Entity",
     428: "Precondition Required",

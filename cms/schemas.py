@@ -197,3 +197,212 @@ class RefQuerySchema(Schema):
         validate=validate.OneOf(REF_CHOICES),
         metadata={"description": "Which ref to read: 'main' (drafts) needs an auditor token"},
     )
+
+
+class AtQuerySchema(RefQuerySchema):
+    at = fields.String(
+        validate=validate.Length(max=100),
+        metadata={
+            "description": "Read as of a revision: a commit id (7-40 hex), a release name, "
+            "or an ISO 8601 time (the version in force then)"
+        },
+    )
+
+
+# --- versions and audit -----------------------------------------------------------------------
+
+
+def _page_fields() -> dict[str, fields.Field]:
+    return {
+        "page": fields.Integer(
+            load_default=1, validate=validate.Range(min=1, max=1_000_000),
+            metadata={"description": "Page number, from 1"},
+        ),
+        "page_size": fields.Integer(
+            load_default=20, validate=validate.Range(min=1, max=100),
+            metadata={"description": "Entries per page, at most 100"},
+        ),
+    }  # fmt: skip
+
+
+def _ref_field(default: str) -> fields.String:
+    return fields.String(
+        load_default=default,
+        validate=validate.OneOf(REF_CHOICES),
+        metadata={"description": f"Which ref's history (default {default})"},
+    )
+
+
+def _time_field(description: str) -> fields.String:
+    return fields.String(
+        validate=validate.Length(max=60),
+        metadata={"description": description + " (ISO 8601)", "format": "date-time"},
+    )
+
+
+class ItemHistoryQuerySchema(Schema):
+    ref = _ref_field("main")
+    page = _page_fields()["page"]
+    page_size = _page_fields()["page_size"]
+
+
+class DiffQuerySchema(Schema):
+    ref = _ref_field("main")
+    from_ = fields.String(
+        data_key="from",
+        required=True,
+        validate=validate.Length(max=100),
+        metadata={"description": "Older revision: commit id, release name or ISO 8601 time"},
+    )
+    to = fields.String(
+        validate=validate.Length(max=100),
+        metadata={"description": "Newer revision (default: the ref's head)"},
+    )
+
+
+class BlameQuerySchema(Schema):
+    ref = _ref_field("main")
+
+
+class AuditQuerySchema(Schema):
+    ref = _ref_field("main")
+    author = fields.String(
+        validate=validate.Length(max=200),
+        metadata={"description": "Author's name or email (exact, case-insensitive)"},
+    )
+    type = fields.String(metadata={"description": "Only commits changing this content type"})
+    slug = fields.String(
+        validate=slug_validators, metadata={"description": "Only commits changing this slug"}
+    )
+    since = _time_field("Only commits at or after this time")
+    until = _time_field("Only commits at or before this time")
+    page = _page_fields()["page"]
+    page_size = _page_fields()["page_size"]
+
+
+class ChangesQuerySchema(Schema):
+    ref = fields.String(
+        load_default="published",
+        validate=validate.OneOf(REF_CHOICES),
+        metadata={"description": "Which ref to follow (main needs an auditor token)"},
+    )
+    since = fields.String(
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "The last commit you have seen (full id); omit to start over"},
+    )
+    limit = fields.Integer(
+        load_default=100,
+        validate=validate.Range(min=1, max=1000),
+        metadata={"description": "At most this many commits per answer"},
+    )
+
+
+class RevertSchema(Schema):
+    to = fields.String(
+        required=True,
+        validate=validate.Length(max=100),
+        metadata={"description": "The revision to restore: commit id, release name or time"},
+    )
+
+
+class VersionSchema(Schema):
+    commit = fields.String(required=True)
+    author_name = fields.String(required=True)
+    author_email = fields.String(required=True)
+    time = fields.String(required=True, metadata={"format": "date-time"})
+    message = fields.String(required=True, metadata={"description": "The commit's subject"})
+    reason = fields.String(required=True, metadata={"description": "The editor's why"})
+    action = fields.String(
+        required=True, metadata={"description": "create, update, delete, revert or import"}
+    )
+    etag = fields.String(
+        required=True, allow_none=True, metadata={"description": "The item's blob id then"}
+    )
+
+
+class ChangeSchema(Schema):
+    type = fields.String(required=True)
+    slug = fields.String(required=True)
+    action = fields.String(required=True)
+    etag = fields.String(required=True, allow_none=True)
+
+
+class AuditEntrySchema(Schema):
+    commit = fields.String(required=True)
+    author_name = fields.String(required=True)
+    author_email = fields.String(required=True)
+    time = fields.String(required=True, metadata={"format": "date-time"})
+    message = fields.String(required=True)
+    reason = fields.String(required=True)
+    changes = fields.List(fields.Nested(ChangeSchema), required=True)
+
+
+class FeedChangeSchema(ChangeSchema):
+    commit = fields.String(required=True)
+    time = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class ChangesFeedSchema(Schema):
+    changes = fields.List(fields.Nested(FeedChangeSchema), required=True)
+    next = fields.String(
+        required=True, allow_none=True, metadata={"description": "Pass as since next time"}
+    )
+    head = fields.String(required=True, allow_none=True)
+    complete = fields.Boolean(
+        required=True, metadata={"description": "False: ask again with next for more"}
+    )
+
+
+class JsonPatchOpSchema(Schema):
+    op = fields.String(required=True, validate=validate.OneOf(["add", "remove", "replace"]))
+    path = fields.String(required=True)
+    value = fields.Raw(allow_none=True)
+
+
+class RevisionRefSchema(Schema):
+    commit = fields.String(required=True)
+    etag = fields.String(required=True, allow_none=True)
+
+
+class DiffSchema(Schema):
+    type = fields.String(required=True)
+    slug = fields.String(required=True)
+    from_ = fields.Nested(RevisionRefSchema, data_key="from", required=True)
+    to = fields.Nested(RevisionRefSchema, required=True)
+    operations = fields.List(fields.Nested(JsonPatchOpSchema), required=True)
+    patch = fields.String(required=True, metadata={"description": "Unified diff of the file"})
+
+
+class CommitItemSchema(ChangeSchema):
+    previous_etag = fields.String(required=True, allow_none=True)
+    operations = fields.List(fields.Nested(JsonPatchOpSchema), required=True)
+
+
+class CommitDetailSchema(Schema):
+    commit = fields.String(required=True)
+    parents = fields.List(fields.String(), required=True)
+    author_name = fields.String(required=True)
+    author_email = fields.String(required=True)
+    time = fields.String(required=True, metadata={"format": "date-time"})
+    authored = fields.String(required=True, metadata={"format": "date-time"})
+    committer_name = fields.String(required=True)
+    subject = fields.String(required=True)
+    reason = fields.String(required=True)
+    trailers = fields.Dict(keys=fields.String(), values=fields.String(), required=True)
+    items = fields.List(fields.Nested(CommitItemSchema), required=True)
+    patch = fields.String(required=True)
+
+
+class BlameFieldSchema(VersionSchema):
+    value = fields.Raw(allow_none=True, metadata={"description": "The field's current value"})
+
+
+class BlameSchema(Schema):
+    slug = fields.String(required=True)
+    etag = fields.String(required=True)
+    fields_ = fields.Dict(
+        data_key="fields",
+        keys=fields.String(),
+        values=fields.Nested(BlameFieldSchema),
+        required=True,
+    )

@@ -12,7 +12,7 @@ import logging
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ from cms.auth import Actor
 from cms.errors import Conflict, Invalid, NotFound, PreconditionRequired, StaleETag
 from cms.index import ItemRow, RefHead
 from cms.serialize import canonical_yaml, parse_yaml
-from cms.store.git import GitStore, Identity, ObjectAccess
+from cms.store.git import ZERO, GitStore, Identity, ObjectAccess
 from cms.store.lock import write_lock
 from cms.types import TYPES, ContentType
 
@@ -58,6 +58,18 @@ class Snapshot:
 
     sha: str
     items: dict[str, dict[str, Item]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What kind of change a write makes, and what it expects to find."""
+
+    action: str  # create, update, delete, revert: the first word of the commit's subject
+    if_match: str | None
+    create: bool = False  # the item must not exist yet
+    absent_ok: bool = False  # a revert may re-create a deleted item (If-Match: the zero id)
+    subject_suffix: str = ""
+    trailers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,25 @@ def clean_reason(reason: str | None) -> str:
 def validation_errors(exc: ValidationError) -> dict[str, Any]:
     messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
     return {"json": messages}
+
+
+def filter_sort(items: Iterable[Item], filters: dict[str, Any], sort: str) -> list[Item]:
+    """Valid items whose fields equal the filters, sorted by a field ('-field': descending)."""
+    out = [
+        item
+        for item in items
+        if item.error is None
+        and item.data is not None
+        and all(item.data.get(name) == value for name, value in filters.items())
+    ]
+    key = sort.lstrip("-")
+
+    def sort_key(item: Item) -> tuple[bool, Any, str]:
+        value = item.slug if key == "slug" else (item.data or {}).get(key)
+        return (value is None, value if value is not None else 0, item.slug)
+
+    out.sort(key=sort_key, reverse=sort.startswith("-"))
+    return out
 
 
 class ContentService:
@@ -283,24 +314,7 @@ class ContentService:
         self, ref: str, ctype: ContentType, filters: dict[str, Any], sort: str
     ) -> tuple[list[Item], str]:
         snap = self.snapshot(ref)
-        items = [
-            item
-            for item in snap.items.get(ctype.name, {}).values()
-            if item.error is None
-            and item.data is not None
-            and all(item.data.get(name) == value for name, value in filters.items())
-        ]
-        key = sort.lstrip("-")
-        if key != "slug":
-
-            def sort_key(item: Item) -> tuple[bool, Any, str]:
-                value = (item.data or {}).get(key)
-                return (value is None, value if value is not None else 0, item.slug)
-
-            items.sort(key=sort_key)
-        if sort.startswith("-"):
-            items.reverse()
-        return items, snap.sha
+        return filter_sort(snap.items.get(ctype.name, {}).values(), filters, sort), snap.sha
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -315,7 +329,9 @@ class ContentService:
                 errors={"json": {"slug": ["Missing and not derivable."]}},
             )
         data = ctype.schema.dump(body)
-        return self._write(ctype, slug, lambda _: data, None, actor, reason, "Create")
+        return self._write(
+            ctype, slug, lambda _: data, Edit("create", None, create=True), actor, reason
+        )
 
     def replace(
         self,
@@ -327,7 +343,7 @@ class ContentService:
         reason: str | None,
     ) -> WriteResult:
         data = ctype.schema.dump(body)
-        return self._write(ctype, slug, lambda _: data, if_match, actor, reason, "Update")
+        return self._write(ctype, slug, lambda _: data, Edit("update", if_match), actor, reason)
 
     def patch(
         self,
@@ -351,7 +367,7 @@ class ContentService:
                     "The patched item is not valid.", errors=validation_errors(exc)
                 ) from None
 
-        return self._write(ctype, slug, merge, if_match, actor, reason, "Update")
+        return self._write(ctype, slug, merge, Edit("update", if_match), actor, reason)
 
     def delete(
         self,
@@ -361,22 +377,19 @@ class ContentService:
         actor: Actor,
         reason: str | None,
     ) -> WriteResult:
-        return self._write(ctype, slug, lambda _: None, if_match, actor, reason, "Delete")
+        return self._write(ctype, slug, lambda _: None, Edit("delete", if_match), actor, reason)
 
     def _write(
         self,
         ctype: ContentType,
         slug: str,
         make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
-        if_match: str | None,
+        edit: Edit,
         actor: Actor,
         reason: str | None,
-        verb: str,
-        action: str | None = None,
     ) -> WriteResult:
-        """The write path. if_match None means create (the item must not exist)."""
-        creating = verb == "Create"
-        if not creating and if_match is None:
+        """The write path: every change to content goes through here."""
+        if not edit.create and edit.if_match is None:
             raise PreconditionRequired(
                 "This write needs If-Match with the item's ETag (GET it first)."
             )
@@ -389,13 +402,15 @@ class ContentService:
                 tree = objs.read_commit(head).tree if head else None
                 current_blob = objs.blob_at(tree, path) if tree else None
                 current = self._current(objs, ctype, slug, current_blob)
-                if creating and current is not None:
+                if edit.create and current is not None:
                     raise Conflict(f"{ctype.name}/{slug} already exists.", etag=current_blob)
-                if not creating:
-                    if current is None:
+                if not edit.create:
+                    if current is None and not edit.absent_ok:
                         raise NotFound(f"No {ctype.name} item '{slug}'.")
-                    if if_match != current_blob:
-                        raise StaleETag(current.as_json(), current_blob)
+                    if edit.if_match != (current_blob or ZERO):
+                        raise StaleETag(
+                            current.as_json() if current else None, current_blob or ZERO
+                        )
                 new_data = make(current.data if current else None)
                 if new_data is not None:
                     self._check_links(session, ctype, new_data)
@@ -409,10 +424,10 @@ class ContentService:
                 if raw is not None:
                     objs.write_blob(raw)
                 new_tree = objs.tree_with_changes(tree, {path: new_blob})
-                trailers = [f"CMS-Action: {action or verb.lower()}"]
+                trailers = [f"CMS-Action: {edit.action}", *edit.trailers]
                 if actor.token_id is not None:
                     trailers.append(f"CMS-Token-Id: {actor.token_id}")
-                message = f"{verb} {ctype.name}/{slug}\n\n"
+                message = f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}\n\n"
                 if message_reason:
                     message += message_reason + "\n\n"
                 message += "\n".join(trailers) + "\n"
@@ -427,10 +442,35 @@ class ContentService:
                     message,
                     int(time.time()),
                 )
-            self.store.update_ref_if_equals(MAIN, commit, head, f"cms: {verb.lower()} {path}")
+            self.store.update_ref_if_equals(MAIN, commit, head, f"cms: {edit.action} {path}")
             index.sync_ref(session, self.store, MAIN)
         item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
         return WriteResult(item, commit, changed=True)
+
+    def revert(
+        self,
+        ctype: ContentType,
+        slug: str,
+        to: str,
+        if_match: str | None,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        """Restore the item as of commit `to` as a new commit; history is never rewritten."""
+        with self.store.objects() as objs:
+            target = objs.blob_at(objs.read_commit(to).tree, ctype.path(slug))
+            old = self._current(objs, ctype, slug, target)
+        if old is None or old.data is None or old.error is not None:
+            raise NotFound(f"{ctype.name}/{slug} did not exist at {to[:12]}: nothing to restore.")
+        data = old.data
+        edit = Edit(
+            "revert",
+            if_match,
+            absent_ok=True,
+            subject_suffix=f" to {to[:12]}",
+            trailers=(f"CMS-Reverted-To: {to}",),
+        )
+        return self._write(ctype, slug, lambda _: data, edit, actor, reason)
 
     def _current(
         self, objs: ObjectAccess, ctype: ContentType, slug: str, blob: str | None

@@ -110,9 +110,15 @@ class ContentType:
             if isinstance(f, fields.Integer):
                 f.strict = False  # a query string is text
             filters[name] = f
-        ref = s.RefQuerySchema().fields["ref"]
+        at_fields = s.AtQuerySchema().fields
         return Schema.from_dict(
-            {**filters, **extra, "ref": copy.deepcopy(ref)}, name=f"{self.singular}Query"
+            {
+                **filters,
+                **extra,
+                "ref": copy.deepcopy(at_fields["ref"]),
+                "at": copy.deepcopy(at_fields["at"]),
+            },
+            name=f"{self.singular}Query",
         )
 
 

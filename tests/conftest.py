@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -133,3 +139,52 @@ def tokens(svc: ContentService) -> dict[str, dict[str, str]]:
 @pytest.fixture
 def editor(tokens: dict[str, dict[str, str]]) -> dict[str, str]:
     return tokens["editor"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """`cms serve` in its own process group, so SIGKILL takes master and workers at once."""
+
+    def __init__(self, instance: Path, db_url: str, workers: int) -> None:
+        self.instance, self.db_url, self.workers = instance, db_url, workers
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "CMS_INSTANCE_PATH": str(self.instance),
+            "CMS_DATABASE_URL": self.db_url,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cms.cli", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                time.sleep(0.05)
+        self.kill()
+        raise AssertionError("the server did not start within 30 s")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+        elif self.proc:
+            # the master is gone; make sure no orphaned worker is left either
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)

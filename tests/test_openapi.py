@@ -12,6 +12,7 @@ from openapi_spec_validator import validate
 
 from cms.cli import spec_json
 
+TYPE_NAMES = ("workshops", "people", "talks", "references")
 COMMITTED = Path(__file__).resolve().parent.parent / "openapi" / "openapi.json"
 
 
@@ -44,8 +45,9 @@ def test_every_operation_documents_its_errors(spec: dict) -> None:
             assert {"400", "401", "403", "422", "503"} <= codes, (method, path)
             if method in ("put", "patch", "delete"):
                 assert {"404", "412", "413", "415", "428"} <= codes, (method, path)
-            if method == "get":
-                assert "304" in codes
+            is_content_read = path.rstrip("/").split("/")[-1] in ("{slug}", *TYPE_NAMES)
+            if method == "get" and is_content_read:
+                assert "304" in codes, path
             if method != "get":
                 assert op["security"] == [{"bearerAuth": []}]
 

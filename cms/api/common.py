@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -16,7 +17,8 @@ from werkzeug.routing import BaseConverter, ValidationError
 from cms import auth
 from cms.errors import Invalid, PreconditionRequired
 from cms.schemas import SLUG_MAX, SLUG_PATTERN, SLUG_RE, ErrorResponseSchema
-from cms.service import REASON_MAX, ContentService
+from cms.service import REASON_MAX, REF_NAMES, ContentService
+from cms.versions import Versions
 
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 JSON_TYPES = ("application/json", "application/merge-patch+json")
@@ -78,7 +80,8 @@ ERROR_TEXT = {
     401: "No or bad token",
     403: "The token's role is too low",
     404: "No such item",
-    409: "Conflict: the slug is taken or the item is still referenced",
+    409: "Conflict: the slug is taken, the item is still referenced, or its file is invalid",
+    410: "Gone: that position is no longer on the ref; resync",
     412: "Stale If-Match: the body holds the current item and its ETag",
     413: "Body too large",
     415: "Body is not JSON",
@@ -143,6 +146,30 @@ def service() -> ContentService:
     return svc
 
 
+def versions() -> Versions:
+    v: Versions = current_app.extensions["cms_versions"]
+    return v
+
+
+PAGINATION_HEADER = {
+    "X-Pagination": {
+        "description": "JSON: total, total_pages, first_page, last_page, page, "
+        "previous_page, next_page",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def pagination_header(total: int, page: int, page_size: int) -> dict[str, str]:
+    meta = {"total": total, "total_pages": max(1, math.ceil(total / page_size))}
+    meta.update(first_page=1, last_page=meta["total_pages"], page=page)
+    if page > 1:
+        meta["previous_page"] = page - 1
+    if page < meta["total_pages"]:
+        meta["next_page"] = page + 1
+    return {"X-Pagination": json.dumps(meta)}
+
+
 def actor() -> auth.Actor:
     if "actor" not in g:
         with service().read_session() as session:
@@ -159,8 +186,6 @@ def require(role: str) -> auth.Actor:
 
 def read_ref(ref: str) -> str:
     """The full ref a read may see: drafts (main) need an auditor token or above."""
-    from cms.service import REF_NAMES
-
     if ref != "published":
         require("auditor")
     return REF_NAMES[ref]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import math
 from typing import Any
 
 from flask import Response, request, url_for
@@ -14,29 +12,37 @@ from marshmallow import RAISE
 from cms.api.common import (
     BEARER,
     OPTIONAL_BEARER,
+    PAGINATION_HEADER,
     READ_ERRORS,
     WRITE_ERRORS,
     Blueprint,
     WriteHeadersSchema,
+    actor,
     change_reason,
     if_match,
     json_response,
+    pagination_header,
     quoted,
     read_ref,
     require,
     service,
+    versions,
 )
-from cms.schemas import RefQuerySchema
-from cms.service import WriteResult
+from cms.errors import Conflict, NotFound
+from cms.schemas import (
+    AtQuerySchema,
+    BlameQuerySchema,
+    BlameSchema,
+    DiffQuerySchema,
+    DiffSchema,
+    ItemHistoryQuerySchema,
+    RevertSchema,
+    VersionSchema,
+)
+from cms.service import MAIN, WriteResult, filter_sort
 from cms.types import TYPES, ContentType
+from cms.versions import Revision
 
-PAGINATION_HEADER = {
-    "X-Pagination": {
-        "description": "JSON: total, total_pages, first_page, last_page, page, "
-        "previous_page, next_page",
-        "schema": {"type": "string"},
-    }
-}
 WRITE_RESPONSE_HEADERS = {
     "ETag": {"description": "The item's new ETag (git blob id)", "schema": {"type": "string"}},
     "X-Content-Revision": {
@@ -44,16 +50,6 @@ WRITE_RESPONSE_HEADERS = {
         "schema": {"type": "string"},
     },
 }
-
-
-def pagination(total: int, page: int, page_size: int) -> dict[str, int]:
-    meta = {"total": total, "total_pages": max(1, math.ceil(total / page_size))}
-    meta.update(first_page=1, last_page=meta["total_pages"], page=page)
-    if page > 1:
-        meta["previous_page"] = page - 1
-    if page < meta["total_pages"]:
-        meta["next_page"] = page + 1
-    return meta
 
 
 def written(result: WriteResult, status: int = 200, location: str | None = None) -> Response:
@@ -97,15 +93,27 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         @blp.alt_response(304, description="Not modified")
         @blp.errors(*READ_ERRORS)
         @blp.doc(security=OPTIONAL_BEARER, summary=f"List {name}")
-        def get(self, page: int, page_size: int, sort: str, ref: str, **filters: Any) -> Response:
-            items, sha = service().list_items(read_ref(ref), ctype, filters, sort)
+        def get(
+            self,
+            page: int,
+            page_size: int,
+            sort: str,
+            ref: str,
+            at: str | None = None,
+            **filters: Any,
+        ) -> Response:
+            full_ref = read_ref(ref)
+            if at is None:
+                items, sha = service().list_items(full_ref, ctype, filters, sort)
+            else:
+                sha = resolve(at, full_ref).commit
+                items = filter_sort(versions().items_at(sha, name).values(), filters, sort)
             start = (page - 1) * page_size
-            meta = pagination(len(items), page, page_size)
             return json_response(
                 [item.as_json() for item in items[start : start + page_size]],
                 etag=f'W/"{sha}"',
                 revision=sha,
-                headers={"X-Pagination": json.dumps(meta)},
+                headers=pagination_header(len(items), page, page_size),
             )
 
         @blp.arguments(WriteHeadersSchema, location="headers")
@@ -122,13 +130,23 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>")
     class Item(MethodView):
-        @blp.arguments(RefQuerySchema, location="query", unknown=RAISE)
+        @blp.arguments(AtQuerySchema, location="query", unknown=RAISE)
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.alt_response(304, description="Not modified")
-        @blp.errors(*READ_ERRORS)
+        @blp.errors(*READ_ERRORS, 409)
         @blp.doc(security=OPTIONAL_BEARER, summary=f"Read a {ctype.singular.lower()}")
         def get(self, query: dict[str, Any], slug: str) -> Response:
-            item, sha = service().get_item(read_ref(query["ref"]), ctype, slug)
+            full_ref = read_ref(query["ref"])
+            if "at" not in query:
+                item, sha = service().get_item(full_ref, ctype, slug)
+            else:
+                rev = resolve(query["at"], full_ref)
+                found = versions().item_at(rev.commit, ctype, slug)
+                if found is None:
+                    raise NotFound(f"{name}/{slug} did not exist at {rev.label}.")
+                item, sha = found, rev.commit
+                if item.error is not None:
+                    raise Conflict(f"That version of {name}/{slug} is invalid: {item.error}")
             return json_response(item.as_json(), etag=quoted(item.blob), revision=sha)
 
         @blp.arguments(WriteHeadersSchema, location="headers")
@@ -170,7 +188,77 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 service().delete(ctype, slug, if_match(headers), who, change_reason(headers))
             )
 
+    @blp.route("/<slug:slug>/history")
+    class History(MethodView):
+        @blp.arguments(ItemHistoryQuerySchema, location="query", unknown=RAISE)
+        @blp.response(200, VersionSchema(many=True), headers=PAGINATION_HEADER)
+        @blp.errors(*READ_ERRORS)
+        @blp.doc(security=BEARER, summary=f"Versions of a {ctype.singular.lower()}, newest first")
+        def get(self, query: dict[str, Any], slug: str) -> Response:
+            require("auditor")
+            page, size = query["page"], query["page_size"]
+            entries, total = versions().item_history(
+                read_ref(query["ref"]), ctype, slug, page, size
+            )
+            return json_response(entries, headers=pagination_header(total, page, size))
+
+    @blp.route("/<slug:slug>/diff")
+    class Diff(MethodView):
+        @blp.arguments(DiffQuerySchema, location="query", unknown=RAISE)
+        @blp.response(200, DiffSchema)
+        @blp.errors(*READ_ERRORS)
+        @blp.doc(security=BEARER, summary="Field-level changes (JSON Patch) and the unified diff")
+        def get(self, query: dict[str, Any], slug: str) -> Response:
+            require("auditor")
+            ref = read_ref(query["ref"])
+            old = resolve(query["from_"], ref)
+            new = resolve(query["to"], ref) if "to" in query else head_revision(ref)
+            return json_response(versions().diff(ctype, slug, old, new))
+
+    @blp.route("/<slug:slug>/blame")
+    class Blame(MethodView):
+        @blp.arguments(BlameQuerySchema, location="query", unknown=RAISE)
+        @blp.response(200, BlameSchema)
+        @blp.errors(*READ_ERRORS, 409)
+        @blp.doc(security=BEARER, summary="For every field, the change that last set it")
+        def get(self, query: dict[str, Any], slug: str) -> Response:
+            require("auditor")
+            return json_response(versions().blame(read_ref(query["ref"]), ctype, slug))
+
+    @blp.route("/<slug:slug>/revert")
+    class Revert(MethodView):
+        @blp.arguments(WriteHeadersSchema, location="headers")
+        @blp.arguments(RevertSchema)
+        @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
+        @blp.errors(*WRITE_ERRORS)
+        @blp.doc(
+            security=BEARER,
+            summary=f"Restore a {ctype.singular.lower()} as of a revision, as a new commit",
+            description="If-Match is the item's current ETag; to bring back a deleted item, "
+            "send the zero id (40 zeros).",
+        )
+        def post(self, headers: dict[str, Any], body: dict[str, Any], slug: str) -> Response:
+            who = actor()
+            target = resolve(body["to"], MAIN).commit
+            return written(
+                service().revert(
+                    ctype, slug, target, if_match(headers), who, change_reason(headers)
+                )
+            )
+
     return blp
+
+
+def resolve(rev: str, ref: str) -> Revision:
+    """Anonymous readers may only travel along the published line."""
+    return versions().resolve(rev, ref, published_only=actor().role == "anonymous")
+
+
+def head_revision(ref: str) -> Revision:
+    sha = service().snapshot(ref).sha
+    if not sha:
+        raise NotFound(f"{ref} has no commits.")
+    return Revision(sha, "head")
 
 
 def register(api: Api) -> None:

@@ -239,6 +239,20 @@ class ObjectAccess:
             for binsha, mode, name in tree_entries_from_data(self._read(sha, "tree"))
         }
 
+    def peel_to_commit(self, sha: str) -> str:
+        """The commit an annotated tag (or a chain of them) points to."""
+        for _ in range(10):
+            try:
+                stream = self._odb.stream(bytes.fromhex(sha))
+            except (BadObject, ValueError) as exc:
+                raise ObjectMissing(sha) from exc
+            if stream.type == b"commit":
+                return sha
+            if stream.type != b"tag":
+                break
+            sha = stream.read().split(b"\n", 1)[0].removeprefix(b"object ").decode()
+        raise ObjectMissing(f"{sha} does not lead to a commit")
+
     def read_commit(self, sha: str) -> CommitInfo:
         return parse_commit(sha, self._read(sha, "commit"))
 
