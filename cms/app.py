@@ -9,7 +9,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from cms import errors
-from cms.api import common, content, git_http, history, ops
+from cms.api import common, content, git_http, history, ops, site
 from cms.config import DEFAULTS, default_instance_path
 from cms.index import make_engine
 from cms.service import ContentService
@@ -54,6 +54,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     common.register_error_responses(api)
     content.register(api)
     api.register_blueprint(history.blp)
+    api.register_blueprint(site.blp)
     api.register_blueprint(ops.blp)
     app.extensions["cms_api"] = api
     app.register_blueprint(git_http.blp)  # not in the spec: git's own protocol

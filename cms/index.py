@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError
@@ -395,6 +396,11 @@ def indexed_items(session: Session, ref: str) -> dict[tuple[str, str], tuple[str
 
 def now() -> int:
     return int(time.time())
+
+
+def iso_time(ts: int) -> str:
+    """A commit or token time (seconds since the epoch) as ISO 8601 UTC."""
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def iter_refs() -> Iterable[str]:

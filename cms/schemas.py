@@ -209,6 +209,50 @@ class AtQuerySchema(RefQuerySchema):
     )
 
 
+class RenderQuerySchema(AtQuerySchema):
+    render = fields.String(
+        validate=validate.OneOf(["html"]),
+        metadata={"description": "'html' adds <field>_html with each Markdown field rendered"},
+    )
+
+
+# --- publishing and releases -------------------------------------------------------------------
+
+
+class PublishResultSchema(Schema):
+    commit = fields.String(required=True, metadata={"description": "published's head now"})
+    changed = fields.Boolean(required=True, metadata={"description": "False: nothing to publish"})
+
+
+class PendingSchema(Schema):
+    type = fields.String(required=True)
+    slug = fields.String(required=True)
+    action = fields.String(required=True, metadata={"description": "create, update or delete"})
+    etag = fields.String(required=True, allow_none=True, metadata={"description": "Draft"})
+    published_etag = fields.String(required=True, allow_none=True)
+    operations = fields.List(fields.Dict(), required=True, metadata={"description": "JSON Patch"})
+
+
+class ReleaseCreateSchema(Schema):
+    name = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=100),
+        metadata={"description": "Tag name, e.g. v1 or 2025-final"},
+    )
+    message = fields.String(
+        load_default="", validate=validate.Length(max=5000), metadata={"description": "Notes"}
+    )
+
+
+class ReleaseSchema(Schema):
+    name = fields.String(required=True)
+    commit = fields.String(required=True)
+    tagger_name = fields.String(required=True)
+    tagger_email = fields.String(required=True)
+    time = fields.String(required=True, metadata={"format": "date-time"})
+    message = fields.String(required=True)
+
+
 # --- versions and audit -----------------------------------------------------------------------
 
 

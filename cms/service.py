@@ -25,9 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from cms import index
 from cms.auth import Actor
 from cms.errors import Conflict, Invalid, NotFound, PreconditionRequired, StaleETag
-from cms.index import ItemRow, RefHead
+from cms.index import ItemRow, RefHead, iso_time
+from cms.patches import json_patch
 from cms.serialize import canonical_yaml, parse_yaml
-from cms.store.git import ZERO, GitStore, Identity, ObjectAccess
+from cms.store.git import ZERO, GitStore, Identity, ObjectAccess, RefMoved, safe_tag_name
 from cms.store.lock import write_lock
 from cms.types import TYPES, ContentType
 
@@ -423,29 +424,192 @@ class ContentService:
                     return WriteResult(current, head, changed=False)
                 if raw is not None:
                     objs.write_blob(raw)
-                new_tree = objs.tree_with_changes(tree, {path: new_blob})
-                trailers = [f"CMS-Action: {edit.action}", *edit.trailers]
-                if actor.token_id is not None:
-                    trailers.append(f"CMS-Token-Id: {actor.token_id}")
-                message = f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}\n\n"
-                if message_reason:
-                    message += message_reason + "\n\n"
-                message += "\n".join(trailers) + "\n"
-                author = Identity(
-                    actor.name or self.committer.name, actor.email or self.committer.email
-                )
-                commit = objs.write_commit(
-                    new_tree,
+                commit = self._commit(
+                    objs,
+                    MAIN,
+                    head,
+                    objs.tree_with_changes(tree, {path: new_blob}),
                     [head] if head else [],
-                    author,
-                    self.committer,
-                    message,
-                    int(time.time()),
+                    actor,
+                    f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}",
+                    message_reason,
+                    [f"CMS-Action: {edit.action}", *edit.trailers],
                 )
-            self.store.update_ref_if_equals(MAIN, commit, head, f"cms: {edit.action} {path}")
             index.sync_ref(session, self.store, MAIN)
         item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
         return WriteResult(item, commit, changed=True)
+
+    # --- publishing and releases (admin) -----------------------------------------------------
+
+    def publish_site(self, actor: Actor, reason: str | None) -> WriteResult:
+        """Make published equal main: one merge commit (published, main) with main's tree."""
+        message_reason = clean_reason(reason)
+        with self.locked() as session:
+            for ref in index.REFS:
+                index.sync_ref(session, self.store, ref)
+            main, pub = self.store.read_ref(MAIN), self.store.read_ref(PUBLISHED)
+            assert main is not None
+            with self.store.objects() as objs:
+                tree = objs.read_commit(main).tree
+                if pub is not None and objs.read_commit(pub).tree == tree:
+                    return WriteResult(None, pub, changed=False)
+                commit = self._commit(
+                    objs,
+                    PUBLISHED,
+                    pub,
+                    tree,
+                    [pub, main] if pub else [main],
+                    actor,
+                    f"Publish the site (by {actor.name or 'the CMS'})",
+                    message_reason,
+                    ["CMS-Action: publish", f"CMS-Published-From: {main}"],
+                )
+            index.sync_ref(session, self.store, PUBLISHED)
+        return WriteResult(None, commit, changed=True)
+
+    def publish_item(
+        self, ctype: ContentType, slug: str, actor: Actor, reason: str | None
+    ) -> WriteResult:
+        """Copy one item's draft (or its deletion) to published: a commit changing one file."""
+        message_reason = clean_reason(reason)
+        path = ctype.path(slug)
+        with self.locked() as session:
+            for ref in index.REFS:
+                index.sync_ref(session, self.store, ref)
+            main, pub = self.store.read_ref(MAIN), self.store.read_ref(PUBLISHED)
+            assert main is not None
+            with self.store.objects() as objs:
+                pub_tree = objs.read_commit(pub).tree if pub else None
+                draft = objs.blob_at(objs.read_commit(main).tree, path)
+                public = objs.blob_at(pub_tree, path) if pub_tree else None
+                if draft is None and public is None:
+                    raise NotFound(f"No {ctype.name} item '{slug}'.")
+                item = self._current(objs, ctype, slug, draft)
+                if draft == public:
+                    return WriteResult(item, pub or main, changed=False)
+                if item is not None:
+                    if item.error is not None or item.data is None:
+                        raise Conflict(f"The draft of {path} is invalid: {item.error}")
+                    self._check_links(session, ctype, item.data, PUBLISHED, "publish them first")
+                else:
+                    self._check_unreferenced(session, ctype, slug, PUBLISHED)
+                commit = self._commit(
+                    objs,
+                    PUBLISHED,
+                    pub,
+                    objs.tree_with_changes(pub_tree, {path: draft}),
+                    [pub] if pub else [],
+                    actor,
+                    f"Publish {ctype.name}/{slug}",
+                    message_reason,
+                    ["CMS-Action: publish", f"CMS-Published-From: {main}"],
+                )
+            index.sync_ref(session, self.store, PUBLISHED)
+        return WriteResult(item, commit, changed=True)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """What differs between drafts (main) and the public site (published), file by file."""
+        main, pub = self.store.read_ref(MAIN), self.store.read_ref(PUBLISHED)
+        if main is None:
+            return []
+        out = []
+        with self.store.objects() as objs:
+            main_tree = objs.read_commit(main).tree
+            pub_tree = objs.read_commit(pub).tree if pub else None
+            for change in index.diff_trees(objs, pub_tree, main_tree):
+                before = self._current(objs, TYPES[change.type], change.slug, change.old_blob)
+                after = self._current(objs, TYPES[change.type], change.slug, change.new_blob)
+                out.append(
+                    {
+                        "type": change.type,
+                        "slug": change.slug,
+                        "action": index.action_of(change, {}),
+                        "etag": change.new_blob,
+                        "published_etag": change.old_blob,
+                        "operations": json_patch(
+                            before.data if before else None, after.data if after else None
+                        ),
+                    }
+                )
+        return out
+
+    def create_release(self, name: str, message: str, actor: Actor) -> dict[str, Any]:
+        """An annotated tag on the current published commit; names are never reused."""
+        if not safe_tag_name(name):
+            raise Invalid(
+                "Not a safe release name.",
+                errors={
+                    "json": {
+                        "name": [
+                            "1-100 of letters, digits, '.', '_', '-', starting with a letter; "
+                            "not all hex, no '..', not HEAD, main or published."
+                        ]
+                    }
+                },
+            )
+        text = "\n".join(" ".join(line.split()) for line in message.splitlines()).strip()
+        ref = f"refs/tags/{name}"
+        with self.locked() as session:
+            index.sync_ref(session, self.store, PUBLISHED)
+            if self.store.read_ref(ref) is not None:
+                raise Conflict(f"Release '{name}' already exists.")
+            pub = self.store.read_ref(PUBLISHED)
+            assert pub is not None
+            tagger = Identity(
+                actor.name or self.committer.name, actor.email or self.committer.email
+            )
+            with self.store.objects() as objs:
+                tag = objs.write_tag(pub, name, tagger, text or f"Release {name}", int(time.time()))
+            try:
+                self.store.update_ref_if_equals(ref, tag, None, f"cms: release {name}")
+            except RefMoved:
+                raise Conflict(f"Release '{name}' already exists.") from None
+        return self.release(name)
+
+    def release(self, name: str) -> dict[str, Any]:
+        sha = self.store.read_ref(f"refs/tags/{name}")
+        if sha is None:
+            raise NotFound(f"No release named '{name}'.")
+        with self.store.objects() as objs:
+            tag = objs.read_tag(sha)
+            commit = objs.peel_to_commit(sha)
+            info = objs.read_commit(commit)
+        return {
+            "name": name,
+            "commit": commit,
+            "tagger_name": tag.tagger_name if tag else info.committer_name,
+            "tagger_email": tag.tagger_email if tag else info.committer_email,
+            "time": iso_time(tag.time if tag else info.committer_time),
+            "message": tag.message if tag else "",
+        }
+
+    def releases(self) -> list[dict[str, Any]]:
+        found = [
+            self.release(ref.removeprefix("refs/tags/"))
+            for ref in self.store.list_refs("refs/tags/")
+        ]
+        return sorted(found, key=lambda r: (r["time"], r["name"]), reverse=True)
+
+    def _commit(
+        self,
+        objs: ObjectAccess,
+        ref: str,
+        head: str | None,
+        tree: str,
+        parents: list[str],
+        actor: Actor,
+        subject: str,
+        reason: str,
+        trailers: list[str],
+    ) -> str:
+        """Write one commit and move ref to it by compare-and-swap. Caller holds the lock."""
+        if actor.token_id is not None:
+            trailers = [*trailers, f"CMS-Token-Id: {actor.token_id}"]
+        message = subject + "\n\n" + (reason + "\n\n" if reason else "") + "\n".join(trailers)
+        author = Identity(actor.name or self.committer.name, actor.email or self.committer.email)
+        commit = objs.write_commit(tree, parents, author, self.committer, message, int(time.time()))
+        self.store.update_ref_if_equals(ref, commit, head, f"cms: {subject[:150]}")
+        return commit
 
     def revert(
         self,
@@ -480,25 +644,38 @@ class ContentService:
         data, error = index.load_item(objs, ctype.name, blob)
         return Item(ctype.name, slug, blob, data, error)
 
-    def _check_links(self, session: Session, ctype: ContentType, data: dict[str, Any]) -> None:
+    def _check_links(
+        self,
+        session: Session,
+        ctype: ContentType,
+        data: dict[str, Any],
+        ref: str = MAIN,
+        hint: str = "",
+    ) -> None:
         errors: dict[str, list[str]] = {}
         for name, target in ctype.links.items():
             value = data.get(name)
             slugs = value if isinstance(value, list) else [value] if value else []
             for slug in slugs:
-                if session.get(ItemRow, (MAIN, target, slug)) is None:
-                    errors.setdefault(name, []).append(f"No {target} item '{slug}'.")
+                if session.get(ItemRow, (ref, target, slug)) is None:
+                    where = "" if ref == MAIN else f" on {ref.removeprefix('refs/heads/')}"
+                    errors.setdefault(name, []).append(f"No {target} item '{slug}'{where}.")
         if errors:
-            raise Invalid("Some references point to nothing.", errors={"json": errors})
+            message = "Some references point to nothing" + (f": {hint}." if hint else ".")
+            if ref != MAIN:  # publishing would break the public site: a conflict, not bad input
+                raise Conflict(message, errors={"json": errors})
+            raise Invalid(message, errors={"json": errors})
 
-    def _check_unreferenced(self, session: Session, ctype: ContentType, slug: str) -> None:
+    def _check_unreferenced(
+        self, session: Session, ctype: ContentType, slug: str, ref: str = MAIN
+    ) -> None:
         referrers = []
         for other in TYPES.values():
             fields = [name for name, target in other.links.items() if target == ctype.name]
             if not fields:
                 continue
             rows = session.scalars(
-                select(ItemRow).where(ItemRow.ref == MAIN, ItemRow.type == other.name)
+                select(ItemRow).where(ItemRow.ref == ref, ItemRow.type == other.name)
             )
             for row in rows:
                 for name in fields:

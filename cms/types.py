@@ -70,7 +70,13 @@ class ContentType:
                 required=True, metadata={"description": "Git blob id of the item's file"}
             ),
         }
-        return _derive(self.fields_schema, self.singular, extra=extra, output=True)
+        schema = _derive(self.fields_schema, self.singular, extra=extra, output=True)
+        for name in self.markdown:  # the second shape: ?render=html adds sanitised HTML
+            schema._declared_fields[f"{name}_html"] = fields.String(
+                allow_none=True,
+                metadata={"description": f"{name} rendered to sanitised HTML (?render=html)"},
+            )
+        return schema
 
     @cached_property
     def filter_fields(self) -> tuple[str, ...]:
@@ -110,13 +116,14 @@ class ContentType:
             if isinstance(f, fields.Integer):
                 f.strict = False  # a query string is text
             filters[name] = f
-        at_fields = s.AtQuerySchema().fields
+        at_fields = s.RenderQuerySchema().fields
         return Schema.from_dict(
             {
                 **filters,
                 **extra,
                 "ref": copy.deepcopy(at_fields["ref"]),
                 "at": copy.deepcopy(at_fields["at"]),
+                "render": copy.deepcopy(at_fields["render"]),
             },
             name=f"{self.singular}Query",
         )

@@ -6,7 +6,6 @@ files, to a full commit id, and only that is used to read objects.
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,14 +16,14 @@ from sqlalchemy.orm import Session
 
 from cms import index
 from cms.errors import BadRequest, CMSError, NotFound
-from cms.index import ChangeRow, CommitRow
+from cms.index import ChangeRow, CommitRow, iso_time
+from cms.patches import json_patch, unified
 from cms.service import PUBLISHED, ContentService, Item
-from cms.store.git import HEX40
+from cms.store.git import HEX40, safe_tag_name
 from cms.types import TYPES, ContentType
 
 HEX_REV = re.compile(r"^[0-9a-f]{7,40}$")
 ALL_HEX = re.compile(r"^[0-9a-fA-F]+$")
-TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,99}$")
 _ISO_START = re.compile(r"^\d{4}-\d{2}-\d{2}")
 
 
@@ -32,24 +31,6 @@ class Gone(CMSError):
     """410: the client's position is not on the ref any more; it must resync."""
 
     status = 410
-
-
-RESERVED_NAMES = frozenset({"HEAD", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD", "main", "published"})
-
-
-def valid_tag_name(name: str) -> bool:
-    """A release name: safe as a tag, never mistaken for a commit id or a git keyword."""
-    return bool(
-        TAG_NAME.match(name)
-        and name not in RESERVED_NAMES
-        and ".." not in name
-        and not name.endswith((".", ".lock"))
-        and not (len(name) >= 7 and ALL_HEX.match(name))  # would read as a commit id
-    )
-
-
-def iso(ts: int) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_time(text: str) -> int | None:
@@ -101,7 +82,7 @@ class Versions:
                 if sha is None:
                     raise NotFound(f"Nothing was on {short_ref(ref)} at {rev}.")
                 return Revision(sha, rev)
-            if valid_tag_name(rev):
+            if safe_tag_name(rev):
                 return Revision(self._tag_commit(rev), rev)
         raise BadRequest(
             "A revision is a commit id (7 to 40 lowercase hex), a release name, "
@@ -261,8 +242,8 @@ class Versions:
             "parents": list(commit.parents),
             "author_name": commit.author_name,
             "author_email": commit.author_email,
-            "time": iso(commit.committer_time),
-            "authored": iso(commit.author_time),
+            "time": iso_time(commit.committer_time),
+            "authored": iso_time(commit.author_time),
             "committer_name": commit.committer_name,
             "subject": subject,
             "reason": reason,
@@ -355,7 +336,7 @@ class Versions:
         by_sha = {c.sha: c for c in commits}
         return {
             "changes": [
-                {**change_entry(r), "commit": r.sha, "time": iso(by_sha[r.sha].committer_time)}
+                {**change_entry(r), "commit": r.sha, "time": iso_time(by_sha[r.sha].committer_time)}
                 for r in rows
             ],
             "next": shas[-1] if shas else (since or snap.sha or None),
@@ -373,7 +354,7 @@ def commit_entry(c: CommitRow) -> dict[str, Any]:
         "commit": c.sha,
         "author_name": c.author_name,
         "author_email": c.author_email,
-        "time": iso(c.committer_time),
+        "time": iso_time(c.committer_time),
         "message": c.subject,
         "reason": c.reason,
     }
@@ -385,42 +366,3 @@ def change_entry(r: ChangeRow) -> dict[str, Any]:
 
 def version_entry(change: ChangeRow, commit: CommitRow) -> dict[str, Any]:
     return {**commit_entry(commit), "action": change.action, "etag": change.blob}
-
-
-def _pointer(name: str) -> str:
-    return "/" + name.replace("~", "~0").replace("/", "~1")
-
-
-def json_patch(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """RFC 6902 operations that turn old into new, field by field."""
-    if old is None and new is None:
-        return []
-    if old is None or new is None:
-        return [
-            {
-                "op": "add" if old is None else "remove",
-                "path": "",
-                **({"value": new} if new else {}),
-            }
-        ]
-    ops: list[dict[str, Any]] = []
-    for name in old:
-        if name not in new:
-            ops.append({"op": "remove", "path": _pointer(name)})
-    for name, value in new.items():
-        if name not in old:
-            ops.append({"op": "add", "path": _pointer(name), "value": value})
-        elif old[name] != value:
-            ops.append({"op": "replace", "path": _pointer(name), "value": value})
-    return ops
-
-
-def unified(path: str, old: str, new: str) -> str:
-    return "".join(
-        difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=f"a/{path}" if old else "/dev/null",
-            tofile=f"b/{path}" if new else "/dev/null",
-        )
-    )

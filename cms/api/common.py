@@ -242,7 +242,8 @@ def json_response(
     if revision:
         extra["X-Content-Revision"] = revision
     if request.method == "GET":
-        extra["Cache-Control"] = "private, no-cache" if actor().role != "anonymous" else "no-cache"
+        default_cache = "private, no-cache" if actor().role != "anonymous" else "no-cache"
+        extra.setdefault("Cache-Control", default_cache)
         extra["Vary"] = "Authorization"
         if etag and not_modified(etag):
             return Response(status=304, headers=extra)

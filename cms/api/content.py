@@ -16,6 +16,7 @@ from cms.api.common import (
     READ_ERRORS,
     WRITE_ERRORS,
     Blueprint,
+    ReasonHeadersSchema,
     WriteHeadersSchema,
     actor,
     change_reason,
@@ -28,14 +29,16 @@ from cms.api.common import (
     service,
     versions,
 )
+from cms.delivery import present
 from cms.errors import Conflict, NotFound
 from cms.schemas import (
-    AtQuerySchema,
     BlameQuerySchema,
     BlameSchema,
     DiffQuerySchema,
     DiffSchema,
     ItemHistoryQuerySchema,
+    PublishResultSchema,
+    RenderQuerySchema,
     RevertSchema,
     VersionSchema,
 )
@@ -100,6 +103,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
             sort: str,
             ref: str,
             at: str | None = None,
+            render: str | None = None,
             **filters: Any,
         ) -> Response:
             full_ref = read_ref(ref)
@@ -110,8 +114,8 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 items = filter_sort(versions().items_at(sha, name).values(), filters, sort)
             start = (page - 1) * page_size
             return json_response(
-                [item.as_json() for item in items[start : start + page_size]],
-                etag=f'W/"{sha}"',
+                [present(ctype, item, bool(render)) for item in items[start : start + page_size]],
+                etag=f'W/"{sha}{"-html" if render else ""}"',
                 revision=sha,
                 headers=pagination_header(len(items), page, page_size),
             )
@@ -130,7 +134,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>")
     class Item(MethodView):
-        @blp.arguments(AtQuerySchema, location="query", unknown=RAISE)
+        @blp.arguments(RenderQuerySchema, location="query", unknown=RAISE)
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.alt_response(304, description="Not modified")
         @blp.errors(*READ_ERRORS, 409)
@@ -147,6 +151,9 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 item, sha = found, rev.commit
                 if item.error is not None:
                     raise Conflict(f"That version of {name}/{slug} is invalid: {item.error}")
+            if query.get("render"):
+                etag = f'W/"{item.blob}-html"'
+                return json_response(present(ctype, item, True), etag=etag, revision=sha)
             return json_response(item.as_json(), etag=quoted(item.blob), revision=sha)
 
         @blp.arguments(WriteHeadersSchema, location="headers")
@@ -245,6 +252,21 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                     ctype, slug, target, if_match(headers), who, change_reason(headers)
                 )
             )
+
+    @blp.route("/<slug:slug>/publish")
+    class Publish(MethodView):
+        @blp.arguments(ReasonHeadersSchema, location="headers")
+        @blp.response(200, PublishResultSchema)
+        @blp.errors(401, 403, 404, 409, 422, 503, 507)
+        @blp.doc(
+            security=BEARER,
+            summary=f"Publish one {ctype.singular.lower()}: a commit on published changing only it",
+            description="Publishes the draft, or its deletion. Admins only.",
+        )
+        def post(self, headers: dict[str, Any], slug: str) -> Response:
+            who = require("admin")
+            result = service().publish_item(ctype, slug, who, change_reason(headers))
+            return json_response({"commit": result.commit, "changed": result.changed})
 
     return blp
 

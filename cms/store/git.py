@@ -86,6 +86,32 @@ class CommitInfo:
         return self.message.split("\n", 1)[0]
 
 
+@dataclass(frozen=True)
+class TagInfo:
+    sha: str
+    target: str
+    name: str
+    tagger_name: str
+    tagger_email: str
+    time: int
+    message: str
+
+
+TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,99}$")
+RESERVED_NAMES = frozenset({"HEAD", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD", "main", "published"})
+
+
+def safe_tag_name(name: str) -> bool:
+    """A release name: safe as a tag, never mistaken for a commit id or a git keyword."""
+    return bool(
+        TAG_NAME.match(name)
+        and name not in RESERVED_NAMES
+        and ".." not in name
+        and not name.endswith((".", ".lock"))
+        and not (len(name) >= 7 and re.fullmatch(r"[0-9a-fA-F]+", name))
+    )
+
+
 def _clean_ident(value: str) -> str:
     # A name or email can never break the commit header it is written into.
     return re.sub(r"[<>\x00-\x1f\x7f]", "", value).strip() or "unknown"
@@ -326,6 +352,36 @@ class ObjectAccess:
             else:
                 top.pop(folder, None)
         return self.write_tree(top)
+
+    def write_tag(self, target: str, name: str, tagger: Identity, message: str, when: int) -> str:
+        """An annotated tag object pointing at a commit."""
+        body = (
+            f"object {target}\ntype commit\ntag {name}\ntagger {tagger.signature(when)}\n\n"
+            + message.rstrip("\n")
+            + "\n"
+        )
+        return self._store("tag", body.encode("utf-8"))
+
+    def read_tag(self, sha: str) -> TagInfo | None:
+        """An annotated tag's fields, or None when sha is not a tag object."""
+        try:
+            stream = self._odb.stream(bytes.fromhex(sha))
+        except (BadObject, ValueError) as exc:
+            raise ObjectMissing(sha) from exc
+        if stream.type != b"tag":
+            return None
+        header, _, message = stream.read().decode("utf-8", "replace").partition("\n\n")
+        fields = dict(line.partition(" ")[::2] for line in header.split("\n"))
+        m = _IDENT.match(fields.get("tagger", ""))
+        return TagInfo(
+            sha=sha,
+            target=fields.get("object", ""),
+            name=fields.get("tag", ""),
+            tagger_name=m.group(1) if m else "",
+            tagger_email=m.group(2) if m else "",
+            time=int(m.group(3)) if m else 0,
+            message=message.rstrip("\n"),
+        )
 
     def write_commit(
         self,

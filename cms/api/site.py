@@ -1,0 +1,138 @@
+"""The public site for frontends (one document), publishing, and releases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, url_for
+from flask.views import MethodView
+from marshmallow import RAISE
+
+from cms.api.common import (
+    BEARER,
+    OPTIONAL_BEARER,
+    READ_ERRORS,
+    Blueprint,
+    ReasonHeadersSchema,
+    actor,
+    change_reason,
+    json_response,
+    read_ref,
+    require,
+    service,
+    versions,
+)
+from cms.delivery import site_bundle, site_schema
+from cms.schemas import (
+    PendingSchema,
+    PublishResultSchema,
+    ReleaseCreateSchema,
+    ReleaseSchema,
+    RenderQuerySchema,
+)
+from cms.types import TYPES
+from cms.versions import HEX_REV
+
+blp = Blueprint(
+    "site", __name__, url_prefix="/api/v1", description="The public site and publishing"
+)
+
+CDN_CACHE = "public, max-age=60, s-maxage=300, stale-while-revalidate=600"
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+@blp.route("/site")
+class Site(MethodView):
+    @blp.arguments(RenderQuerySchema, location="query", unknown=RAISE)
+    @blp.response(
+        200,
+        site_schema(),
+        headers={"ETag": {"description": "The commit id", "schema": {"type": "string"}}},
+    )
+    @blp.alt_response(304, description="Not modified")
+    @blp.errors(*READ_ERRORS)
+    @blp.doc(
+        security=OPTIONAL_BEARER,
+        summary="The whole published site in one document",
+        description="Every type's items with references (organizers, author, speakers) "
+        "expanded. ETag is the commit id; `?at=` reads the site as of any revision or release.",
+    )
+    def get(self, query: dict[str, Any]) -> Response:
+        ref = read_ref(query["ref"])
+        render = bool(query.get("render"))
+        if "at" in query:
+            rev = versions().resolve(query["at"], ref, published_only=actor().role == "anonymous")
+            sha = rev.commit
+            items = {name: versions().items_at(sha, name) for name in TYPES}
+            cache = IMMUTABLE if HEX_REV.match(query["at"]) else CDN_CACHE
+        else:
+            snap = service().snapshot(ref)
+            sha, items, cache = snap.sha, snap.items, CDN_CACHE
+        if actor().role != "anonymous":
+            cache = "private, no-cache"
+        etag = f'"{sha}{".html" if render else ""}"'
+        return json_response(
+            site_bundle(items, sha, render),
+            etag=etag,
+            revision=sha,
+            headers={"Cache-Control": cache},
+        )
+
+
+@blp.route("/publish")
+class PublishSite(MethodView):
+    @blp.arguments(ReasonHeadersSchema, location="headers")
+    @blp.response(200, PublishResultSchema)
+    @blp.errors(401, 403, 422, 503, 507)
+    @blp.doc(
+        security=BEARER,
+        summary="Publish the whole site: a merge commit of main into published",
+        description="Admins only. `git log --first-parent published` lists publish events. "
+        "With nothing pending, no commit is made.",
+    )
+    def post(self, headers: dict[str, Any]) -> Response:
+        who = require("admin")
+        result = service().publish_site(who, change_reason(headers))
+        return json_response({"commit": result.commit, "changed": result.changed})
+
+
+@blp.route("/publish/pending")
+class Pending(MethodView):
+    @blp.response(200, PendingSchema(many=True))
+    @blp.errors(401, 403, 503)
+    @blp.doc(security=BEARER, summary="What differs between drafts and the public site")
+    def get(self) -> Response:
+        require("auditor")
+        return json_response(service().pending())
+
+
+@blp.route("/releases")
+class Releases(MethodView):
+    @blp.response(200, ReleaseSchema(many=True))
+    @blp.errors(401, 503)
+    @blp.doc(
+        security=OPTIONAL_BEARER, summary="Releases: annotated tags on published, newest first"
+    )
+    def get(self) -> Response:
+        actor()
+        return json_response(service().releases())
+
+    @blp.arguments(ReleaseCreateSchema)
+    @blp.response(201, ReleaseSchema)
+    @blp.errors(400, 401, 403, 409, 413, 415, 422, 503, 507)
+    @blp.doc(security=BEARER, summary="Tag the current published site as a release")
+    def post(self, body: dict[str, Any]) -> Response:
+        who = require("admin")
+        release = service().create_release(body["name"], body["message"], who)
+        location = url_for("site.Release", name=release["name"])
+        return json_response(release, 201, headers={"Location": location})
+
+
+@blp.route("/releases/<name>")
+class Release(MethodView):
+    @blp.response(200, ReleaseSchema)
+    @blp.errors(401, 404, 503)
+    @blp.doc(security=OPTIONAL_BEARER, summary="One release")
+    def get(self, name: str) -> Response:
+        actor()
+        return json_response(service().release(name))
