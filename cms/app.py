@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask_cors import CORS
 from flask_smorest import Api
 
-from cms import errors
+from cms import errors, frontend
 from cms.api import common, content, git_http, history, ops, site
 from cms.config import DEFAULTS, default_instance_path
 from cms.index import make_engine
@@ -57,7 +58,30 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(site.blp)
     api.register_blueprint(ops.blp)
     app.extensions["cms_api"] = api
-    app.register_blueprint(git_http.blp)  # not in the spec: git's own protocol
+    origins = [o.strip() for o in str(app.config["CORS_ORIGINS"] or "").split(",") if o.strip()]
+    if origins:
+        CORS(
+            app,
+            resources={r"/api/*": {"origins": origins}, r"/openapi.json": {"origins": origins}},
+            expose_headers=[
+                "ETag",
+                "X-Pagination",
+                "X-Content-Revision",
+                "Location",
+                "Retry-After",
+            ],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "If-None-Match",
+                "X-Change-Reason",
+            ],
+            methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+            max_age=600,
+        )
+    app.register_blueprint(git_http.blp)
+    app.register_blueprint(frontend.blp)  # not in the spec: git's own protocol
     errors.register_error_handlers(app)
     return app
 

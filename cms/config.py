@@ -18,6 +18,8 @@ DEFAULTS: dict[str, Any] = {
     "COMMITTER_EMAIL": "cms@terrabytes.invalid",
     "LOCK_TIMEOUT": 10.0,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    # browsers on these origins may call the API (comma-separated; "*" for any)
+    "CORS_ORIGINS": "",
     # the API and its spec
     "API_TITLE": "TerraBytes CMS",
     "API_VERSION": "1.0.0",

@@ -244,7 +244,7 @@ def json_response(
     if request.method == "GET":
         default_cache = "private, no-cache" if actor().role != "anonymous" else "no-cache"
         extra.setdefault("Cache-Control", default_cache)
-        extra["Vary"] = "Authorization"
+        extra["Vary"] = "Authorization, Origin"
         if etag and not_modified(etag):
             return Response(status=304, headers=extra)
     response: Response = current_app.json.response(payload)  # type: ignore[assignment]
