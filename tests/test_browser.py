@@ -1,0 +1,107 @@
+"""The reference frontend in a real headless Chromium (Debian's chromium and chromium-driver)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import IN_CI, Server, new_token
+
+from cms.app import create_app
+from cms.service import ContentService
+
+pytestmark = pytest.mark.slow
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+SCREENSHOTS = Path(os.environ.get("CMS_SCREENSHOTS", tempfile.gettempdir()))
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    if not (CHROMIUM and CHROMEDRIVER):
+        if IN_CI:
+            pytest.fail("chromium and chromedriver must be installed under CI (.ci/run does it)")
+        pytest.skip("no Chromium here: apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1200,1600"):  # fmt: skip
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}")
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def live(
+    config: dict[str, Any], instance: Path, db_url: str
+) -> Iterator[tuple[Server, ContentService]]:
+    app = create_app(config)
+    svc: ContentService = app.extensions["cms"]
+    srv = Server(instance, db_url, workers=1)
+    srv.start()
+    yield srv, svc
+    srv.kill(signal.SIGTERM)
+    svc.engine.dispose()
+
+
+def wait_for_text(driver: Any, element_id: str, text: str) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda d: text in d.find_element(By.ID, element_id).text)
+    return str(driver.find_element(By.TAG_NAME, "body").text)
+
+
+def test_front_page_shows_the_published_workshop(
+    browser: Any, live: tuple[Server, ContentService]
+) -> None:
+    srv, _svc = live
+    browser.get(srv.url + "/")
+    page = wait_for_text(browser, "location", "Vancouvert, Canada")
+    assert "TerraBytes @ ICML25" in page
+    assert (
+        "At the intersection of data curation, data archiving, and representation learning" in page
+    )
+    assert "Jul 19, 2025 9:00 AM — 6:00 PM" in page
+    assert "ICML25" in page and "Valentin Barriere" in page
+    assert "(Rolf et al., 2024)" in page and "(Kattenborn et al., 2022)" in page
+    assert "the the TerraBytes workshop" in page
+    assert "Invited Talks\nTBA" in page
+    assert browser.execute_script("return document.title") == "TerraBytes @ ICML25"
+    browser.save_screenshot(str(SCREENSHOTS / "terrabytes-front-page.png"))
+
+
+def test_drafts_preview_with_an_auditor_token(
+    browser: Any, live: tuple[Server, ContentService]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    srv, svc = live
+    _, editor = new_token(svc, "editor")
+    _, auditor = new_token(svc, "auditor")
+    url = srv.url + "/api/v1/workshops/terrabytes-icml25"
+    etag = requests.get(url, timeout=10).headers["ETag"]
+    r = requests.patch(url, json={"location": "Vancouver, Canada"},
+                       headers={"Authorization": f"Bearer {editor}", "If-Match": etag}, timeout=10)  # fmt: skip
+    assert r.status_code == 200
+    browser.get(srv.url + "/")
+    wait_for_text(browser, "location", "Vancouvert, Canada")  # the public page is unchanged
+    browser.get(srv.url + "/?ref=main")
+    wait_for_text(browser, "status", "token")  # drafts need a token first
+    browser.find_element(By.ID, "token").send_keys(auditor)
+    browser.find_element(By.CSS_SELECTOR, "#preview button").click()
+    wait_for_text(browser, "location", "Vancouver, Canada")
