@@ -9,7 +9,7 @@ from flask import Flask
 from flask_cors import CORS
 from flask_smorest import Api
 
-from cms import errors, frontend
+from cms import errors, frontend, middleware
 from cms.api import common, content, git_http, history, ops, site
 from cms.config import DEFAULTS, default_instance_path
 from cms.index import make_engine
@@ -83,6 +83,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(git_http.blp)
     app.register_blueprint(frontend.blp)  # not in the spec: git's own protocol
     errors.register_error_handlers(app)
+    middleware.init_app(app)
     return app
 
 

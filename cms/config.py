@@ -20,6 +20,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     # browsers on these origins may call the API (comma-separated; "*" for any)
     "CORS_ORIGINS": "",
+    # rate limits (Flask-Limiter): in memory per worker, or shared through e.g. redis://
+    "RATELIMIT_ENABLED": True,
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_AUTH_FAILURES": "300/minute",
+    "RATELIMIT_WRITES": "1200/minute",
     # the API and its spec
     "API_TITLE": "TerraBytes CMS",
     "API_VERSION": "1.0.0",

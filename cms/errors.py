@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from cms.store.git import StoreError
@@ -92,6 +93,7 @@ STATUS_NAMES = {
     412: "Precondition Failed",
     422: "Unprocessable Entity",
     428: "Precondition Required",
+    429: "Too Many Requests",
     503: "Service Unavailable",
     507: "Insufficient Storage",
 }
@@ -138,6 +140,8 @@ def handle_http_exception(exc: HTTPException) -> Response:
         k: v for k, v in exc.get_headers() if k.lower() not in ("content-type", "content-length")
     }
     headers.update(data.get("headers") or {})
+    if code == 429:
+        data = {"message": f"Too many requests ({exc.description}): retry after Retry-After."}
     errors = data.get("errors") or data.get("messages")
     message = str(data.get("message") or "") or (
         "Some fields or parameters are invalid: see errors." if errors else str(exc.description)
@@ -148,7 +152,7 @@ def handle_http_exception(exc: HTTPException) -> Response:
 def handle_unexpected(exc: BaseException) -> Response:
     if isinstance(exc, LockTimeout):
         return handle_cms_error(Unavailable(str(exc)))
-    if isinstance(exc, (OperationalError, DBAPIError)):
+    if isinstance(exc, (OperationalError, DBAPIError, SQLTimeoutError)):
         log.error("database unavailable: %s", exc)
         return handle_cms_error(Unavailable("The database is unavailable; retry shortly."))
     if isinstance(exc, OSError) and exc.errno in (28, 122):  # ENOSPC, EDQUOT

@@ -27,6 +27,7 @@ from sqlalchemy import (
     event,
     select,
 )
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from cms.schemas import SLUG_RE
@@ -149,12 +150,25 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=10,
+        connect_args={"connect_timeout": 5} if url.startswith("postgresql") else {},
+    )
 
 
 def create_tables(engine: Engine) -> None:
-    IndexBase.metadata.create_all(engine)
-    AccountsBase.metadata.create_all(engine)
+    """Create what is missing; another process creating the same tables at once is fine."""
+    for metadata in (IndexBase.metadata, AccountsBase.metadata):
+        try:
+            metadata.create_all(engine)
+        except (OperationalError, ProgrammingError, IntegrityError) as exc:
+            if "already exists" not in str(exc) and "duplicate" not in str(exc).lower():
+                raise
+            metadata.create_all(engine)
 
 
 def drop_index_tables(engine: Engine) -> None:

@@ -148,18 +148,46 @@ class ContentService:
             engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
         self._snapshots: dict[str, Snapshot] = {}
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._sqlite_file = Path(database) if database and database != ":memory:" else None
+        self._sqlite_inode: tuple[int, int] | None = None
 
     # --- sessions and the lock ---------------------------------------------------------------
 
     @contextmanager
     def read_session(self) -> Iterator[Session]:
+        self._check_index_file()
         with self._read_sessions() as session, session.begin():
             yield session
 
     @contextmanager
     def write_session(self) -> Iterator[Session]:
+        self._check_index_file()
         with self._write_sessions() as session, session.begin():
             yield session
+
+    def _check_index_file(self) -> None:
+        """If the SQLite file was deleted or replaced under us, start over on the new one.
+
+        Pooled connections would go on using the deleted file; the index is rebuilt from git
+        by the catch-up on the next read. (Tokens lived in that file and are gone with it.)
+        """
+        if self._sqlite_file is None:
+            return
+        try:
+            st = self._sqlite_file.stat()
+            inode: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            inode = None
+        if inode is not None and inode == self._sqlite_inode:
+            return
+        if self._sqlite_inode is not None:
+            log.warning("index file %s was replaced or deleted: rebuilding", self._sqlite_file)
+            self.engine.dispose()
+            self._snapshots.clear()
+        index.create_tables(self.engine)  # idempotent, and safe when two workers race
+        st = self._sqlite_file.stat()
+        self._sqlite_inode = (st.st_dev, st.st_ino)
 
     @contextmanager
     def locked(self) -> Iterator[Session]:

@@ -68,7 +68,7 @@ class Blueprint(flask_smorest.Blueprint):
         """Document the error responses an operation can return, in flask-smorest's format."""
 
         def decorator(func: Any) -> Any:
-            for code in codes:
+            for code in sorted({*codes, 429, 503}):  # rate limits and outages reach every route
                 func = self.alt_response(code, response=f"Error{code}")(func)
             return func
 
@@ -86,6 +86,7 @@ ERROR_TEXT = {
     413: "Body too large",
     415: "Body is not JSON",
     422: "Invalid fields or parameters",
+    429: "Too many requests (or failed authentications): see Retry-After",
     428: "If-Match is required",
     503: "Temporarily unavailable (busy or a backend is down); see Retry-After",
     507: "Out of disk space",
@@ -101,8 +102,8 @@ def register_error_responses(api: flask_smorest.Api) -> None:
         )
 
 
-READ_ERRORS = (400, 401, 403, 404, 422, 503)
-WRITE_ERRORS = (400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 503, 507)
+READ_ERRORS = (400, 401, 403, 404, 422, 429, 503)
+WRITE_ERRORS = (400, 401, 403, 404, 409, 412, 413, 415, 422, 428, 429, 503, 507)
 BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, {"bearerAuth": []}]
 

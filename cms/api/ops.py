@@ -21,6 +21,7 @@ class HealthSchema(Schema):
 @blp.route("/healthz")
 class Health(MethodView):
     @blp.response(200, HealthSchema)
+    @blp.errors()
     @blp.doc(security=[{}], summary="Liveness: the process answers")
     def get(self) -> Response:
         return json_response({"status": "ok"})
@@ -30,6 +31,7 @@ class Health(MethodView):
 class Ready(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="Not ready: see checks")
+    @blp.alt_response(429, response="Error429")
     @blp.doc(security=[{}], summary="Readiness: repository, database, index lag")
     def get(self) -> Response:
         checks: dict[str, Any] = service().readiness()
