@@ -13,6 +13,7 @@ from cms import errors, frontend, middleware
 from cms.api import common, content, git_http, history, ops, site
 from cms.config import DEFAULTS, default_instance_path
 from cms.index import make_engine
+from cms.mirror import Mirror
 from cms.service import ContentService
 from cms.store.git import GitStore, Identity
 from cms.versions import Versions
@@ -42,6 +43,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     seed = app.config["SEED_PATH"]
     svc.bootstrap(Path(seed) if seed else None)
+    if app.config["MIRROR_URL"]:
+        svc.mirror = Mirror(
+            svc.store, app.config["MIRROR_URL"], float(app.config["MIRROR_RETRY_MAX"])
+        )
+        svc.mirror.notify()  # catch up whatever was committed while no process was pushing
     app.extensions["cms"] = svc
     app.extensions["cms_versions"] = Versions(svc)
 

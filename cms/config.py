@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     # browsers on these origins may call the API (comma-separated; "*" for any)
     "CORS_ORIGINS": "",
+    # an off-site copy: any URL git can push to; pushed in the background after every commit
+    "MIRROR_URL": "",
+    "MIRROR_RETRY_MAX": 60.0,
     # rate limits (Flask-Limiter): in memory per worker, or shared through e.g. redis://
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",

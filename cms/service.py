@@ -26,6 +26,7 @@ from cms import index
 from cms.auth import Actor
 from cms.errors import Conflict, Invalid, NotFound, PreconditionRequired, StaleETag
 from cms.index import ItemRow, RefHead, iso_time
+from cms.mirror import Mirror
 from cms.patches import json_patch
 from cms.serialize import canonical_yaml, parse_yaml
 from cms.store.git import ZERO, GitStore, Identity, ObjectAccess, RefMoved, safe_tag_name
@@ -148,6 +149,7 @@ class ContentService:
             engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
         self._snapshots: dict[str, Snapshot] = {}
+        self.mirror: Mirror | None = None  # set by create_app when CMS_MIRROR_URL is given
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         self._sqlite_file = Path(database) if database and database != ":memory:" else None
         self._sqlite_inode: tuple[int, int] | None = None
@@ -295,6 +297,8 @@ class ContentService:
             checks["index"] = {"ok": True, "behind": lag}
         except Exception as exc:  # any database failure means "not ready", never a 500
             checks["database"] = {"ok": False, "error": type(exc).__name__}
+        if self.mirror is not None:
+            checks["mirror"] = self.mirror.status()
         return checks
 
     # --- reads --------------------------------------------------------------------------------
@@ -592,6 +596,7 @@ class ContentService:
                 self.store.update_ref_if_equals(ref, tag, None, f"cms: release {name}")
             except RefMoved:
                 raise Conflict(f"Release '{name}' already exists.") from None
+            self._refs_moved()
         return self.release(name)
 
     def release(self, name: str) -> dict[str, Any]:
@@ -637,7 +642,12 @@ class ContentService:
         author = Identity(actor.name or self.committer.name, actor.email or self.committer.email)
         commit = objs.write_commit(tree, parents, author, self.committer, message, int(time.time()))
         self.store.update_ref_if_equals(ref, commit, head, f"cms: {subject[:150]}")
+        self._refs_moved()
         return commit
+
+    def _refs_moved(self) -> None:
+        if self.mirror is not None:
+            self.mirror.notify()
 
     def revert(
         self,
