@@ -15,6 +15,7 @@ from typing import Any
 from marshmallow import ValidationError
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Engine,
     ForeignKey,
     Index,
@@ -65,8 +66,8 @@ class CommitRow(IndexBase):
     parents: Mapped[str] = mapped_column(String(400))
     author_name: Mapped[str] = mapped_column(String(400))
     author_email: Mapped[str] = mapped_column(String(400))
-    author_time: Mapped[int] = mapped_column(Integer)
-    committer_time: Mapped[int] = mapped_column(Integer)
+    author_time: Mapped[int] = mapped_column(BigInteger)
+    committer_time: Mapped[int] = mapped_column(BigInteger)
     subject: Mapped[str] = mapped_column(Text)
     reason: Mapped[str] = mapped_column(Text)
     message: Mapped[str] = mapped_column(Text)
@@ -121,8 +122,8 @@ class Token(AccountsBase):
     email: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(20))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    created_at: Mapped[int] = mapped_column(Integer)
-    revoked_at: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("tokens.id"), nullable=True)
 
 

@@ -36,7 +36,9 @@ class StrictJSONParser(FlaskParser):
             )
         raw = req.get_data(cache=True)
         try:
-            return json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
+            return json.loads(
+                raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant
+            )
         except UnicodeDecodeError as exc:
             raise json.JSONDecodeError(
                 f"Body is not UTF-8: {exc.reason}", "body", exc.start
@@ -50,6 +52,10 @@ class StrictJSONParser(FlaskParser):
 
     def _handle_invalid_json_error(self, error: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
         flask_smorest.abort(400, message=f"Malformed JSON body: {error.msg}.")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
