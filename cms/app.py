@@ -52,7 +52,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["cms_versions"] = Versions(svc)
 
     app.url_map.converters["slug"] = common.SlugConverter
-    api = Api(app, spec_kwargs={"info": {"description": API_DESCRIPTION}})
+    api = StrictApi(app, spec_kwargs={"info": {"description": API_DESCRIPTION}})
     api.register_converter(common.SlugConverter, common.slug_param_schema)
     api.spec.components.security_scheme(
         "bearerAuth",
@@ -91,6 +91,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     middleware.init_app(app)
     return app
+
+
+class StrictApi(Api):
+    """No catch-all `default` response: every status an operation returns is documented."""
+
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
 
 API_DESCRIPTION = """\

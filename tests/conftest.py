@@ -155,6 +155,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = instance.parent / f"server-{self.port}.log"
 
     def start(self) -> None:
         env = {
@@ -162,14 +163,15 @@ class Server:
             "CMS_INSTANCE_PATH": str(self.instance),
             "CMS_DATABASE_URL": self.db_url,
         }
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cms.cli", "serve", "--port", str(self.port),
-             "--workers", str(self.workers)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
+        with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "cms.cli", "serve", "--port", str(self.port),
+                 "--workers", str(self.workers)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -178,7 +180,8 @@ class Server:
             except requests.RequestException:
                 time.sleep(0.05)
         self.kill()
-        raise AssertionError("the server did not start within 30 s")
+        tail = self.log_path.read_text(errors="replace")[-3000:]
+        raise AssertionError(f"the server did not start within 30 s; its log ends:\n{tail}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc and self.proc.poll() is None:

@@ -205,20 +205,25 @@ class GitStore:
             run_git(self.path, *args)
 
     def _clear_stale_lock(self, ref: str, patience: float = 1.0) -> bool:
-        """Remove `<ref>.lock` left by a git process that was killed (True if one was removed).
+        """Remove lock files left by a git process that was killed (True if any was removed).
 
-        The caller holds the CMS's write lock, so no CMS process can own it; a git command run
-        by hand holds it for milliseconds, so one still there after `patience` is stale.
+        Moving a ref locks the ref, HEAD (whose reflog follows the branch it names) and maybe
+        packed-refs. The caller holds the CMS's write lock, so no CMS process owns them; a git
+        command run by hand holds them for milliseconds, so one still there after `patience`
+        is stale.
         """
-        lock = self.path / f"{ref}.lock"
+        locks = [self.path / f"{name}.lock" for name in (ref, "HEAD", "packed-refs")]
         deadline = time.monotonic() + patience
-        while lock.exists() and time.monotonic() < deadline:
+        while any(lock.exists() for lock in locks) and time.monotonic() < deadline:
             time.sleep(0.05)
-        try:
-            lock.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        removed = False
+        for lock in locks:
+            try:
+                lock.unlink()
+                removed = True
+            except FileNotFoundError:
+                pass
+        return removed
 
     # --- objects ----------------------------------------------------------------------------
 
