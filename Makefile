@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: install run dev test lint pytest openapi clean
+.PHONY: install run dev test lint pytest fuzz bench bench-quick openapi clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ pytest: install
 	$(BIN)/pytest
 
 test: lint pytest
+
+# a deeper schemathesis pass than the one in the test suite
+fuzz: install
+	CMS_FUZZ_EXAMPLES=$${CMS_FUZZ_EXAMPLES:-300} $(BIN)/pytest -q tests/test_fuzz.py
 
 openapi: install
 	$(BIN)/cms openapi

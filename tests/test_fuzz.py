@@ -48,7 +48,6 @@ def test_fuzz_every_operation(
     assert len(operations) >= 30
     failures: list[str] = []
     for operation in operations:
-
         cases = st.one_of(
             operation.as_strategy(GenerationMode.POSITIVE),
             operation.as_strategy(GenerationMode.NEGATIVE),
@@ -63,7 +62,9 @@ def test_fuzz_every_operation(
         )
         @given(case=cases, auth=auths)
         def run(case: Any, auth: dict[str, str]) -> None:
-            headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
+            headers = {
+                k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"
+            }
             case.headers = {**headers, **auth}
             case.call_and_validate(checks=CHECKS)
 
