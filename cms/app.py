@@ -43,6 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     seed = app.config["SEED_PATH"]
     svc.bootstrap(Path(seed) if seed else None)
+    svc.gc_every = int(app.config["GC_EVERY"])
     if app.config["MIRROR_URL"]:
         svc.mirror = Mirror(
             svc.store, app.config["MIRROR_URL"], float(app.config["MIRROR_RETRY_MAX"])

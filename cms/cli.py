@@ -91,6 +91,15 @@ def check() -> None:
 
 
 @main.command()
+def gc() -> None:
+    """Pack the content repository (git gc); safe while the server runs."""
+    svc = _service(create_app())
+    before = svc.store.size()
+    svc.store.gc()
+    click.echo(f"repository objects: {before} -> {svc.store.size()} bytes")
+
+
+@main.command()
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
     default=PROJECT_ROOT / "openapi" / "openapi.json", show_default=True,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +30,15 @@ from cms.index import ItemRow, RefHead, iso_time
 from cms.mirror import Mirror
 from cms.patches import json_patch
 from cms.serialize import canonical_yaml, parse_yaml
-from cms.store.git import ZERO, GitStore, Identity, ObjectAccess, RefMoved, safe_tag_name
+from cms.store.git import (
+    ZERO,
+    GitStore,
+    Identity,
+    ObjectAccess,
+    RefMoved,
+    StoreError,
+    safe_tag_name,
+)
 from cms.store.lock import write_lock
 from cms.types import TYPES, ContentType
 
@@ -150,6 +159,8 @@ class ContentService:
         )
         self._snapshots: dict[str, Snapshot] = {}
         self.mirror: Mirror | None = None  # set by create_app when CMS_MIRROR_URL is given
+        self.gc_every = 0  # run `git gc --auto` after this many commits by this process
+        self._commits_since_gc = 0
         database = engine.url.database if engine.dialect.name == "sqlite" else None
         self._sqlite_file = Path(database) if database and database != ":memory:" else None
         self._sqlite_inode: tuple[int, int] | None = None
@@ -648,6 +659,17 @@ class ContentService:
     def _refs_moved(self) -> None:
         if self.mirror is not None:
             self.mirror.notify()
+        self._commits_since_gc += 1
+        if self.gc_every and self._commits_since_gc >= self.gc_every:
+            self._commits_since_gc = 0
+            # in the background: packing never delays the edit that triggered it
+            threading.Thread(target=self._auto_gc, name="cms-gc", daemon=True).start()
+
+    def _auto_gc(self) -> None:
+        try:
+            self.store.gc(auto=True)
+        except StoreError as exc:
+            log.warning("automatic git gc failed: %s", exc)
 
     def revert(
         self,

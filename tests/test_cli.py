@@ -103,3 +103,34 @@ def test_openapi_command_writes_the_served_spec(
     out = tmp_path / "spec.json"
     cms(instance, db_url, "openapi", "--output", str(out))
     assert json.loads(out.read_text()) == client.get("/openapi.json").get_json()
+
+
+def test_gc_packs_the_repository_and_nothing_changes(
+    client: FlaskClient, instance: Path, db_url: str, repo: Path, editor: dict[str, str]
+) -> None:
+    for n in range(5):
+        etag = client.get("/api/v1/people/valentin-barriere?ref=main", headers=editor).headers[
+            "ETag"
+        ]
+        client.patch(
+            "/api/v1/people/valentin-barriere",
+            json={"bio": f"v{n}"},
+            headers={**editor, "If-Match": etag},
+        )
+    before = client.get("/api/v1/people/valentin-barriere?ref=main", headers=editor).data
+    out = cms(instance, db_url, "gc").stdout
+    assert "repository objects:" in out
+    assert list((repo / "objects" / "pack").glob("*.pack"))
+    assert not [
+        p for p in (repo / "objects").iterdir() if len(p.name) == 2
+    ]  # no loose objects left
+    client.application.extensions["cms"]._snapshots.clear()
+    assert client.get("/api/v1/people/valentin-barriere?ref=main", headers=editor).data == before
+    assert client.get("/api/v1/people/valentin-barriere/history", headers=editor).status_code == 200
+    etag = client.get("/api/v1/people/valentin-barriere?ref=main", headers=editor).headers["ETag"]
+    r = client.patch(
+        "/api/v1/people/valentin-barriere",
+        json={"bio": "after gc"},
+        headers={**editor, "If-Match": etag},
+    )
+    assert r.status_code == 200

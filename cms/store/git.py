@@ -42,7 +42,6 @@ REPO_CONFIG = {
     "core.logAllRefUpdates": "always",
     "receive.denyNonFastForwards": "true",
     "http.receivepack": "false",
-    "gc.auto": "0",
 }
 
 
@@ -158,6 +157,15 @@ class GitStore:
         for key, value in REPO_CONFIG.items():
             run_git(self.path, "config", key, value)
 
+    def gc(self, auto: bool = False) -> None:
+        """git's own housekeeping: pack objects and refs. Safe while the CMS runs: git locks
+        what it rewrites, and loose objects younger than two weeks are never pruned."""
+        run_git(self.path, "gc", "--quiet", *(["--auto"] if auto else []))
+
+    def size(self) -> int:
+        """Bytes the object database takes on disk."""
+        return sum(p.stat().st_size for p in (self.path / "objects").rglob("*") if p.is_file())
+
     # --- refs -------------------------------------------------------------------------------
 
     def read_ref(self, ref: str) -> str | None:
@@ -247,7 +255,14 @@ class ObjectAccess:
     def _read(self, sha: str, kind: str) -> bytes:
         try:
             stream = self._odb.stream(bytes.fromhex(sha))
-        except (BadObject, ValueError) as exc:
+        except BadObject:
+            # `git gc` may have packed it (and removed the loose copy) since we listed the packs
+            self._odb.update_cache(force=True)
+            try:
+                stream = self._odb.stream(bytes.fromhex(sha))
+            except BadObject as exc:
+                raise ObjectMissing(sha) from exc
+        except ValueError as exc:
             raise ObjectMissing(sha) from exc
         if stream.type != kind.encode():
             raise ObjectMissing(f"{sha} is a {stream.type.decode()}, not a {kind}")
