@@ -33,6 +33,14 @@ pytest: install
 
 test: lint pytest
 
+# benchmarks: a table of ratios against baselines measured in the same run (OUTPUT=file.json)
+OUTPUT ?= bench-results.json
+bench: install
+	$(BIN)/python tests/bench/bench.py --output $(OUTPUT)
+
+bench-quick: install
+	$(BIN)/python tests/bench/bench.py --quick --output $(OUTPUT)
+
 # a deeper schemathesis pass than the one in the test suite
 fuzz: install
 	CMS_FUZZ_EXAMPLES=$${CMS_FUZZ_EXAMPLES:-300} $(BIN)/pytest -q tests/test_fuzz.py

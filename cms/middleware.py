@@ -103,7 +103,7 @@ def init_app(app: Flask) -> Limiter:
             exempt_when=_not_a_write,
         ),
     ]
-    return Limiter(
+    limiter = Limiter(
         key_func=get_remote_address,
         app=app,
         application_limits=limits,
@@ -113,3 +113,10 @@ def init_app(app: Flask) -> Limiter:
         enabled=bool(app.config["RATELIMIT_ENABLED"]),
         key_prefix="cms",
     )
+
+    @limiter.request_filter
+    def _public_read() -> bool:
+        # neither limit can apply: no credentials to fail, no write to count
+        return _no_credentials() and _not_a_write()
+
+    return limiter

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
@@ -179,8 +180,11 @@ def pagination_header(total: int, page: int, page_size: int) -> dict[str, str]:
 
 def actor() -> auth.Actor:
     if "actor" not in g:
-        with service().read_session() as session:
-            g.actor = auth.authenticate(session, request)
+        if "Authorization" not in request.headers:
+            g.actor = auth.ANONYMOUS  # no database round trip for the public site
+        else:
+            with service().read_session() as session:
+                g.actor = auth.authenticate(session, request)
     result: auth.Actor = g.actor
     return result
 
@@ -234,6 +238,23 @@ def not_modified(tag: str) -> bool:
     return "*" in wanted or tag.removeprefix("W/").strip('"') in wanted
 
 
+_encoded: dict[tuple[Any, ...], bytes] = {}
+
+
+def cached_body(key: tuple[Any, ...], build: Callable[[], Any]) -> Callable[[], bytes]:
+    """A JSON body encoded once per key. Keys name immutable things (a blob, a commit)."""
+
+    def body() -> bytes:
+        hit = _encoded.get(key)
+        if hit is None:
+            if len(_encoded) >= 2048:
+                _encoded.clear()
+            hit = _encoded[key] = current_app.json.dumps(build()).encode()
+        return hit
+
+    return body
+
+
 def json_response(
     payload: Any,
     status: int = 200,
@@ -242,7 +263,11 @@ def json_response(
     revision: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """A JSON answer with its validators; 304 when the client's copy is current."""
+    """A JSON answer with its validators; 304 when the client's copy is current.
+
+    payload may be a callable returning the encoded body (see cached_body): it is not even
+    called when the answer is a 304.
+    """
     extra = dict(headers or {})
     if etag:
         extra["ETag"] = etag
@@ -254,6 +279,8 @@ def json_response(
         extra["Vary"] = "Authorization, Origin"
         if etag and not_modified(etag):
             return Response(status=304, headers=extra)
+    if callable(payload):
+        return Response(payload(), status=status, headers=extra, mimetype="application/json")
     response: Response = current_app.json.response(payload)  # type: ignore[assignment]
     response.status_code = status
     response.headers.update(extra)

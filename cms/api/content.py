@@ -19,6 +19,7 @@ from cms.api.common import (
     ReasonHeadersSchema,
     WriteHeadersSchema,
     actor,
+    cached_body,
     change_reason,
     if_match,
     json_response,
@@ -86,7 +87,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("")
     class Collection(MethodView):
-        @blp.arguments(ctype.query_schema_class, location="query", as_kwargs=True, unknown=RAISE)
+        @blp.arguments(ctype.query_schema_class(), location="query", as_kwargs=True, unknown=RAISE)
         @blp.response(
             200,
             item_schema(many=True),
@@ -113,15 +114,17 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 sha = resolve(at, full_ref).commit
                 items = filter_sort(versions().items_at(sha, name).values(), filters, sort)
             start = (page - 1) * page_size
+            shown = items[start : start + page_size]
+            key = ("list", name, sha, tuple(sorted(filters.items())), sort, page, page_size, render)
             return json_response(
-                [present(ctype, item, bool(render)) for item in items[start : start + page_size]],
+                cached_body(key, lambda: [present(ctype, item, bool(render)) for item in shown]),
                 etag=f'W/"{sha}{"-html" if render else ""}"',
                 revision=sha,
                 headers=pagination_header(len(items), page, page_size),
             )
 
-        @blp.arguments(WriteHeadersSchema, location="headers")
-        @blp.arguments(ctype.create_schema_class)
+        @blp.arguments(WriteHeadersSchema(), location="headers")
+        @blp.arguments(ctype.create_schema_class())
         @blp.response(201, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.errors(*WRITE_ERRORS)
         @blp.doc(security=BEARER, summary=f"Create a {ctype.singular.lower()}")
@@ -134,7 +137,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>")
     class Item(MethodView):
-        @blp.arguments(RenderQuerySchema, location="query", unknown=RAISE)
+        @blp.arguments(RenderQuerySchema(), location="query", unknown=RAISE)
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.alt_response(304, description="Not modified")
         @blp.errors(*READ_ERRORS, 409)
@@ -151,13 +154,15 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 item, sha = found, rev.commit
                 if item.error is not None:
                     raise Conflict(f"That version of {name}/{slug} is invalid: {item.error}")
-            if query.get("render"):
-                etag = f'W/"{item.blob}-html"'
-                return json_response(present(ctype, item, True), etag=etag, revision=sha)
-            return json_response(item.as_json(), etag=quoted(item.blob), revision=sha)
+            render = bool(query.get("render"))
+            body = cached_body(
+                ("item", name, slug, item.blob, render), lambda: present(ctype, item, render)
+            )
+            etag = f'W/"{item.blob}-html"' if render else quoted(item.blob)
+            return json_response(body, etag=etag, revision=sha)
 
-        @blp.arguments(WriteHeadersSchema, location="headers")
-        @blp.arguments(ctype.input_schema_class)
+        @blp.arguments(WriteHeadersSchema(), location="headers")
+        @blp.arguments(ctype.input_schema_class())
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.errors(*WRITE_ERRORS)
         @blp.doc(security=BEARER, summary=f"Replace a {ctype.singular.lower()}")
@@ -167,8 +172,8 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 service().replace(ctype, slug, body, if_match(headers), who, change_reason(headers))
             )
 
-        @blp.arguments(WriteHeadersSchema, location="headers")
-        @blp.arguments(ctype.patch_schema_class, content_type="application/merge-patch+json")
+        @blp.arguments(WriteHeadersSchema(), location="headers")
+        @blp.arguments(ctype.patch_schema_class(), content_type="application/merge-patch+json")
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.errors(*WRITE_ERRORS)
         @blp.doc(
@@ -183,7 +188,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 service().patch(ctype, slug, body, if_match(headers), who, change_reason(headers))
             )
 
-        @blp.arguments(WriteHeadersSchema, location="headers")
+        @blp.arguments(WriteHeadersSchema(), location="headers")
         @blp.response(
             204, headers={"X-Content-Revision": WRITE_RESPONSE_HEADERS["X-Content-Revision"]}
         )
@@ -197,7 +202,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>/history")
     class History(MethodView):
-        @blp.arguments(ItemHistoryQuerySchema, location="query", unknown=RAISE)
+        @blp.arguments(ItemHistoryQuerySchema(), location="query", unknown=RAISE)
         @blp.response(200, VersionSchema(many=True), headers=PAGINATION_HEADER)
         @blp.errors(*READ_ERRORS)
         @blp.doc(security=BEARER, summary=f"Versions of a {ctype.singular.lower()}, newest first")
@@ -211,7 +216,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>/diff")
     class Diff(MethodView):
-        @blp.arguments(DiffQuerySchema, location="query", unknown=RAISE)
+        @blp.arguments(DiffQuerySchema(), location="query", unknown=RAISE)
         @blp.response(200, DiffSchema)
         @blp.errors(*READ_ERRORS)
         @blp.doc(security=BEARER, summary="Field-level changes (JSON Patch) and the unified diff")
@@ -224,7 +229,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>/blame")
     class Blame(MethodView):
-        @blp.arguments(BlameQuerySchema, location="query", unknown=RAISE)
+        @blp.arguments(BlameQuerySchema(), location="query", unknown=RAISE)
         @blp.response(200, BlameSchema)
         @blp.errors(*READ_ERRORS, 409)
         @blp.doc(security=BEARER, summary="For every field, the change that last set it")
@@ -234,8 +239,8 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>/revert")
     class Revert(MethodView):
-        @blp.arguments(WriteHeadersSchema, location="headers")
-        @blp.arguments(RevertSchema)
+        @blp.arguments(WriteHeadersSchema(), location="headers")
+        @blp.arguments(RevertSchema())
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.errors(*WRITE_ERRORS)
         @blp.doc(
@@ -255,7 +260,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>/publish")
     class Publish(MethodView):
-        @blp.arguments(ReasonHeadersSchema, location="headers")
+        @blp.arguments(ReasonHeadersSchema(), location="headers")
         @blp.response(200, PublishResultSchema)
         @blp.errors(401, 403, 404, 409, 422, 503, 507)
         @blp.doc(

@@ -50,7 +50,7 @@ def _time_filter(query: dict[str, Any], name: str) -> int | None:
 
 @blp.route("/history")
 class AuditLog(MethodView):
-    @blp.arguments(AuditQuerySchema, location="query", unknown=RAISE)
+    @blp.arguments(AuditQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, AuditEntrySchema(many=True), headers=PAGINATION_HEADER)
     @blp.errors(*READ_ERRORS)
     @blp.doc(security=BEARER, summary="Every commit, newest first, with the items it changed")
@@ -90,7 +90,7 @@ class CommitDetail(MethodView):
 
 @blp.route("/changes")
 class Changes(MethodView):
-    @blp.arguments(ChangesQuerySchema, location="query", unknown=RAISE)
+    @blp.arguments(ChangesQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, ChangesFeedSchema)
     @blp.alt_response(410, response="Error410")
     @blp.errors(*READ_ERRORS)

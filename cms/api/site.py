@@ -15,6 +15,7 @@ from cms.api.common import (
     Blueprint,
     ReasonHeadersSchema,
     actor,
+    cached_body,
     change_reason,
     json_response,
     read_ref,
@@ -43,7 +44,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 @blp.route("/site")
 class Site(MethodView):
-    @blp.arguments(RenderQuerySchema, location="query", unknown=RAISE)
+    @blp.arguments(RenderQuerySchema(), location="query", unknown=RAISE)
     @blp.response(
         200,
         site_schema(),
@@ -71,17 +72,13 @@ class Site(MethodView):
         if actor().role != "anonymous":
             cache = "private, no-cache"
         etag = f'"{sha}{".html" if render else ""}"'
-        return json_response(
-            site_bundle(items, sha, render),
-            etag=etag,
-            revision=sha,
-            headers={"Cache-Control": cache},
-        )
+        body = cached_body(("site", sha, render), lambda: site_bundle(items, sha, render))
+        return json_response(body, etag=etag, revision=sha, headers={"Cache-Control": cache})
 
 
 @blp.route("/publish")
 class PublishSite(MethodView):
-    @blp.arguments(ReasonHeadersSchema, location="headers")
+    @blp.arguments(ReasonHeadersSchema(), location="headers")
     @blp.response(200, PublishResultSchema)
     @blp.errors(401, 403, 422, 503, 507)
     @blp.doc(
@@ -117,7 +114,7 @@ class Releases(MethodView):
         actor()
         return json_response(service().releases())
 
-    @blp.arguments(ReleaseCreateSchema)
+    @blp.arguments(ReleaseCreateSchema())
     @blp.response(201, ReleaseSchema)
     @blp.errors(400, 401, 403, 409, 413, 415, 422, 503, 507)
     @blp.doc(security=BEARER, summary="Tag the current published site as a release")

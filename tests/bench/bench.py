@@ -1,0 +1,535 @@
+"""`make bench`: the CMS against baselines measured in the same run on the same machine.
+
+Every scenario prints the CMS's figure, the baseline's, and their ratio; absolute numbers on a
+shared 2-core machine are noise, ratios are the result. Usage:
+
+    python tests/bench/bench.py [--quick | --smoke] [--output results.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PY = sys.executable
+GIT_ENV = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
+           "GIT_AUTHOR_NAME": "Bench", "GIT_AUTHOR_EMAIL": "bench@example.org",
+           "GIT_COMMITTER_NAME": "Bench", "GIT_COMMITTER_EMAIL": "bench@example.org"}  # fmt: skip
+PERSON = "/api/v1/people/valentin-barriere"
+WORKSHOP = "/api/v1/workshops/terrabytes-icml25"
+
+
+@dataclass
+class Profile:
+    name: str
+    seconds: float  # per wrk run
+    edits: int  # sequential edits measured
+    concurrent: int  # edits per client, 8 clients
+    histories: tuple[int, ...]  # commit counts for the history scenarios
+    requests_memory: int  # requests before the second RSS reading
+    samples: int  # requests per latency sample in the history scenarios
+
+
+PROFILES = {
+    "full": Profile("full", 10, 200, 25, (10, 1_000, 10_000), 10_000, 300),
+    "quick": Profile("quick", 3, 60, 8, (10, 300, 3_000), 2_000, 100),
+    "smoke": Profile("smoke", 0.5, 5, 2, (10, 30), 200, 10),
+}
+
+
+@dataclass
+class Row:
+    scenario: str
+    cms: float
+    baseline: float
+    unit: str
+    ratio: float
+    goal: str
+    met: bool | None
+    note: str = ""
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+@contextmanager
+def serve(argv: list[str], env: dict[str, str], ready: str) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+    try:
+        wait_ready(ready)
+        yield proc
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def cms_env(instance: Path) -> dict[str, str]:
+    return {**os.environ, "CMS_INSTANCE_PATH": str(instance), "CMS_RATELIMIT_ENABLED": "false",
+            "CMS_DATABASE_URL": f"sqlite:///{instance / 'cms.sqlite3'}", "CMS_GC_EVERY": "0"}  # fmt: skip
+
+
+@contextmanager
+def cms_server(instance: Path, workers: int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    argv = [PY, "-m", "cms.cli", "serve", "--port", str(port), "--workers", str(workers)]
+    with serve(argv, cms_env(instance), f"http://127.0.0.1:{port}/healthz") as proc:
+        yield f"http://127.0.0.1:{port}", proc
+
+
+@contextmanager
+def baseline_server(payloads: Path, workers: int) -> Iterator[str]:
+    port = free_port()
+    argv = [PY, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+            "--access-logfile", "-", "--graceful-timeout", "10",  # as `cms serve` runs it
+            "--chdir", str(Path(__file__).parent), "baseline:create_app()"]  # fmt: skip
+    env = {**os.environ, "BENCH_PAYLOADS": str(payloads)}
+    with serve(argv, env, f"http://127.0.0.1:{port}/healthz"):
+        yield f"http://127.0.0.1:{port}"
+
+
+def cms_cli(instance: Path, *args: str) -> str:
+    return subprocess.run([PY, "-m", "cms.cli", *args], env=cms_env(instance), check=True,
+                          capture_output=True, text=True).stdout  # fmt: skip
+
+
+def token(instance: Path, role: str) -> dict[str, str]:
+    secret = cms_cli(instance, "tokens", "create", "--name", "Bench", "--email", "bench@example.org",
+                     "--role", role).strip()  # fmt: skip
+    return {"Authorization": f"Bearer {secret}"}
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+
+def ensure_wrk() -> str | None:
+    if shutil.which("wrk") is None and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], capture_output=True, check=False,
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})  # fmt: skip
+    return shutil.which("wrk")
+
+
+def wrk(url: str, seconds: float, headers: dict[str, str] | None = None) -> dict[str, float]:
+    """req/s, p50 and p99 (ms) with wrk: 1 thread, 8 connections (or a Python fallback)."""
+    binary = ensure_wrk()
+    if binary is None:
+        return python_load(url, seconds, headers)
+    argv = [binary, "-t1", "-c8", f"-d{max(seconds, 1):g}s", "--latency", url]
+    for name, value in (headers or {}).items():
+        argv += ["-H", f"{name}: {value}"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} error responses under load")
+    return {"rps": rps, "p50": _wrk_ms(out, "50%"), "p99": _wrk_ms(out, "99%")}
+
+
+def _wrk_ms(out: str, pct: str) -> float:
+    m = re.search(rf"{re.escape(pct)}\s+([\d.]+)(us|ms|s)\b", out)
+    if not m:
+        return float("nan")
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def python_load(
+    url: str, seconds: float, headers: dict[str, str] | None = None
+) -> dict[str, float]:
+    times = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        times.append(timed_get(url, headers))
+    return {"rps": len(times) / seconds, "p50": pct(times, 50), "p99": pct(times, 99)}
+
+
+def timed_get(url: str, headers: dict[str, str] | None = None) -> float:
+    req = urllib.request.Request(url, headers=headers or {})
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            r.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code != 304:
+            raise
+    return (time.perf_counter() - start) * 1000
+
+
+def request(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            raw = r.read()
+            return r.status, dict(r.headers), json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), json.loads(exc.read() or b"null")
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def workers_of(master: int) -> list[int]:
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                stat = Path(f"/proc/{p}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                out.append(int(p))
+    return out
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+
+def fresh_instance(base: Path, name: str) -> Path:
+    instance = base / name
+    cms_cli(instance, "check")  # creates the repository from the seed and the index
+    return instance
+
+
+def build_history(instance: Path, commits: int) -> None:
+    """A long history on main with git fast-import (plumbing): one person edited per commit."""
+    repo = instance / "content.git"
+    head = subprocess.run(["git", f"--git-dir={repo}", "rev-parse", "main"], env=GIT_ENV,
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    start = int(time.time()) - commits - 10
+    base_yaml = (ROOT / "content_repo/people/valentin-barriere.yaml").read_text()
+    chunks = []
+    for n in range(commits):
+        content = base_yaml.replace("bio: ''", f"bio: Edit number {n}").encode()
+        message = (
+            f"Update people/valentin-barriere\n\nBench edit {n}\n\nCMS-Action: update\n".encode()
+        )
+        chunks.append(b"commit refs/heads/main\n")
+        chunks.append(b"author Bench <bench@example.org> %d +0000\n" % (start + n))
+        chunks.append(b"committer Bench <bench@example.org> %d +0000\n" % (start + n))
+        chunks.append(b"data %d\n%s\n" % (len(message), message))
+        if n == 0:
+            chunks.append(f"from {head}\n".encode())
+        chunks.append(b"M 100644 inline people/valentin-barriere.yaml\n")
+        chunks.append(b"data %d\n%s\n" % (len(content), content))
+    subprocess.run(["git", f"--git-dir={repo}", "fast-import", "--quiet", "--force"], env=GIT_ENV,
+                   input=b"".join(chunks), check=True)  # fmt: skip
+
+
+# --- scenarios -----------------------------------------------------------------------------------
+
+
+def ratio_row(scenario: str, cms: float, base: float, unit: str, goal: str,
+              ok: Callable[[float], bool], note: str = "") -> Row:  # fmt: skip
+    r = cms / base if base else float("nan")
+    return Row(scenario, round(cms, 3), round(base, 3), unit, round(r, 3), goal, ok(r), note)
+
+
+def reads(profile: Profile, work: Path) -> list[Row]:
+    instance = fresh_instance(work, "reads")
+    payloads = work / "payloads"
+    payloads.mkdir()
+    rows = []
+    with cms_server(instance, workers=2) as (url, _):
+        for name, path in (
+            ("item", WORKSHOP),
+            ("list", "/api/v1/references"),
+            ("site", "/api/v1/site"),
+        ):
+            _status, headers, body = request("GET", url + path)
+            (payloads / f"{name}.json").write_bytes(
+                json.dumps(body, separators=(",", ":")).encode()
+            )
+            (payloads / f"{name}.etag").write_text(headers["ETag"])
+        etag = (payloads / "item.etag").read_text()
+        cms_figures = {
+            "item": wrk(url + WORKSHOP, profile.seconds),
+            "304": wrk(url + WORKSHOP, profile.seconds, {"If-None-Match": etag}),
+            "list": wrk(url + "/api/v1/references", profile.seconds),
+            "site": wrk(url + "/api/v1/site", profile.seconds),
+        }
+    with baseline_server(payloads, workers=2) as base:
+        base_figures = {
+            "item": wrk(base + "/item", profile.seconds),
+            "304": wrk(base + "/item", profile.seconds, {"If-None-Match": etag}),
+            "list": wrk(base + "/list", profile.seconds),
+            "site": wrk(base + "/site", profile.seconds),
+        }
+    goals = {"item": 0.6, "304": 0.7, "list": 0.5, "site": 0.5}
+    labels = {"item": "read one item (GET /workshops/{slug})", "304": "revalidate (If-None-Match -> 304)",
+              "list": "list a type (GET /references)", "site": "GET /site"}  # fmt: skip
+    for key, goal in goals.items():
+        c, b = cms_figures[key], base_figures[key]
+        rows.append(ratio_row(labels[key], c["rps"], b["rps"], "req/s", f">= {goal}",
+                              lambda r, g=goal: r >= g,
+                              f"p50 {c['p50']:.2f} ms, p99 {c['p99']:.2f} ms (bare: {b['p50']:.2f}, {b['p99']:.2f})"))  # fmt: skip
+    return rows
+
+
+def git_plumbing_edit(repo: Path, n: int) -> float:
+    """The same one-file change with plain git plumbing, timed: hash-object, mktree, commit-tree, update-ref."""
+
+    def git(*args: str, data: bytes | None = None) -> str:
+        return subprocess.run(["git", f"--git-dir={repo}", *args], input=data, env=GIT_ENV,
+                              capture_output=True, check=True).stdout.decode().strip()  # fmt: skip
+
+    start = time.perf_counter()
+    head = git("rev-parse", "refs/heads/main")
+    content = (
+        f"name: Valentin Barriere\naffiliation: ''\nrole: organizer\nbio: plumbing {n}\nlinks: []\n"
+    )
+    blob = git("hash-object", "-w", "--stdin", data=content.encode())
+    people = git("ls-tree", f"{head}:people")
+    lines = [ln for ln in people.splitlines() if not ln.endswith("\tvalentin-barriere.yaml")]
+    lines.append(f"100644 blob {blob}\tvalentin-barriere.yaml")
+    sub = git("mktree", data=("\n".join(lines) + "\n").encode())
+    root_lines = [ln if not ln.endswith("\tpeople") else f"040000 tree {sub}\tpeople"
+                  for ln in git("ls-tree", head).splitlines()]  # fmt: skip
+    root = git("mktree", data=("\n".join(root_lines) + "\n").encode())
+    commit = git("commit-tree", root, "-p", head, "-m", f"Update people/valentin-barriere {n}")
+    git("update-ref", "refs/heads/main", commit, head)
+    return (time.perf_counter() - start) * 1000
+
+
+def edits(profile: Profile, work: Path) -> tuple[list[Row], float]:
+    instance = fresh_instance(work, "edits")
+    auth = token(instance, "editor")
+    cms_ms: list[float] = []
+    with cms_server(instance, workers=2) as (url, _):
+        _, headers, _ = request("GET", url + PERSON + "?ref=main", headers=auth)
+        etag = headers["ETag"]
+        for n in range(profile.edits):
+            start = time.perf_counter()
+            status, headers, _ = request(
+                "PATCH", url + PERSON, {"bio": f"edit {n}"}, {**auth, "If-Match": etag}
+            )
+            cms_ms.append((time.perf_counter() - start) * 1000)
+            assert status == 200, status
+            etag = headers["ETag"]
+    yaml_size = len(
+        f"name: Valentin Barriere\naffiliation: ''\nrole: organizer\nbio: edit {profile.edits}\nlinks: []\n"
+    )
+    before = dir_size(instance / "content.git" / "objects")
+    cms_cli(instance, "gc")
+    packed = dir_size(instance / "content.git" / "objects")
+    plumbing_repo = work / "plumbing.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(instance / "content.git"), str(plumbing_repo)],
+                   env=GIT_ENV, check=True)  # fmt: skip
+    git_ms = [git_plumbing_edit(plumbing_repo, n) for n in range(profile.edits)]
+    rows = [
+        ratio_row("one edit (PATCH, sequential), p50", pct(cms_ms, 50), pct(git_ms, 50), "ms", "<= 2x",
+                  lambda r: r <= 2, "baseline: git plumbing (hash-object -w, mktree, commit-tree, update-ref) from a script"),
+        ratio_row("one edit (PATCH, sequential), p99", pct(cms_ms, 99), pct(git_ms, 99), "ms", "<= 2x",
+                  lambda r: r <= 2),
+        Row("repository size per edit after cms gc", round(packed / (profile.edits + 9), 1), yaml_size, "bytes",
+            round(packed / (profile.edits + 9) / yaml_size, 3), "report", None,
+            f"loose before gc: {before} bytes for {profile.edits} edits"),
+    ]  # fmt: skip
+    return rows, 1000 / statistics.mean(cms_ms)
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def concurrent_edits(profile: Profile, work: Path, sequential_per_s: float) -> list[Row]:
+    import threading
+
+    instance = fresh_instance(work, "concurrent")
+    auth = token(instance, "editor")
+    with cms_server(instance, workers=4) as (url, _):
+        slugs = []
+        for i in range(8):
+            _status, _, body = request(
+                "POST", url + "/api/v1/people", {"name": f"Writer {i}"}, auth
+            )
+            slugs.append(body["slug"])
+        acked: list[str] = []
+        errors: list[int] = []
+
+        def client(slug: str) -> None:
+            _, headers, _ = request("GET", f"{url}/api/v1/people/{slug}?ref=main", headers=auth)
+            etag = headers["ETag"]
+            for n in range(profile.concurrent):
+                status, headers, _ = request("PATCH", f"{url}/api/v1/people/{slug}", {"bio": str(n)},
+                                             {**auth, "If-Match": etag})  # fmt: skip
+                if status != 200:
+                    errors.append(status)
+                    return
+                etag = headers["ETag"]
+                acked.append(headers["X-Content-Revision"])
+
+        threads = [threading.Thread(target=client, args=(s,)) for s in slugs]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - start
+    reachable = set(subprocess.run(["git", f"--git-dir={instance / 'content.git'}", "rev-list", "main"],
+                                   env=GIT_ENV, capture_output=True, text=True, check=True).stdout.split())  # fmt: skip
+    lost = len([c for c in acked if c not in reachable])
+    rate = len(acked) / elapsed
+    return [ratio_row("concurrent edits (8 clients, 4 workers, distinct items)", rate, sequential_per_s,
+                      "commits/s", ">= 1x and 0 lost", lambda r: r >= 1 and lost == 0 and not errors,
+                      f"{len(acked)} acknowledged, {lost} lost, {len(errors)} refused")]  # fmt: skip
+
+
+def histories(profile: Profile, work: Path) -> list[Row]:
+    figures: dict[int, dict[str, float]] = {}
+    reindex: dict[int, tuple[float, float]] = {}
+    for commits in profile.histories:
+        instance = fresh_instance(work, f"history-{commits}")
+        build_history(instance, commits)
+        start = time.perf_counter()
+        cms_cli(instance, "reindex")
+        cms_s = time.perf_counter() - start
+        start = time.perf_counter()
+        subprocess.run(["git", f"--git-dir={instance / 'content.git'}", "log", "--raw", "--no-renames", "main"],
+                       env=GIT_ENV, capture_output=True, check=True)  # fmt: skip
+        reindex[commits] = (cms_s, time.perf_counter() - start)
+        auth = token(instance, "auditor")
+        with cms_server(instance, workers=2) as (url, _):
+            middle = time.strftime(
+                "%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - commits / 2 - 10)
+            )
+            calls = {
+                "item history": f"{url}{PERSON}/history",
+                "?at= time read": f"{url}{PERSON}?ref=main&at={middle}",
+                "/history": f"{url}/api/v1/history",
+            }
+            figures[commits] = {}
+            for name, call in calls.items():
+                for _ in range(5):
+                    timed_get(call, auth)
+                figures[commits][name] = pct(
+                    [timed_get(call, auth) for _ in range(profile.samples)], 50
+                )
+    small, large = profile.histories[0], profile.histories[-1]
+    rows = []
+    for name in ("item history", "?at= time read", "/history"):
+        detail = ", ".join(f"{n}: {figures[n][name]:.2f} ms" for n in profile.histories)
+        rows.append(ratio_row(f"{name} p50 at {large} commits", figures[large][name], figures[small][name], "ms",
+                              "<= 1.5x", lambda r: r <= 1.5, f"baseline: the same call at {small} commits ({detail})"))  # fmt: skip
+    cms_s, git_s = reindex[large]
+    rows.append(ratio_row(f"cms reindex of {large} commits", cms_s, git_s, "s", "<= 5x", lambda r: r <= 5,
+                          "baseline: git log --raw --no-renames over the same history; cms includes start-up"))  # fmt: skip
+    return rows
+
+
+def memory(profile: Profile, work: Path) -> list[Row]:
+    instance = fresh_instance(work, "memory")
+    auth = token(instance, "editor")
+    with cms_server(instance, workers=2) as (url, proc):
+        paths = [
+            WORKSHOP,
+            "/api/v1/references",
+            "/api/v1/site",
+            "/api/v1/site?render=html",
+            PERSON + "/history",
+        ]
+        for i in range(100):
+            timed_get(url + paths[i % len(paths)], auth)
+        early = {pid: rss_kib(pid) for pid in workers_of(proc.pid)}
+        for i in range(profile.requests_memory):
+            timed_get(url + paths[i % len(paths)], auth)
+        late = {pid: rss_kib(pid) for pid in workers_of(proc.pid)}
+    worst = max(late[pid] / early[pid] for pid in early if pid in late)
+    pid = max(early, key=lambda p: late.get(p, 0) / early[p])
+    return [Row(f"memory: RSS per worker after {profile.requests_memory} requests", late[pid], early[pid], "KiB",
+                round(worst, 3), "<= 1.2x", worst <= 1.2, "baseline: the same worker after 100 requests")]  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="about a minute")
+    parser.add_argument("--smoke", action="store_true", help="seconds: only proves it runs")
+    parser.add_argument("--output", type=Path, help="write the table as JSON here")
+    args = parser.parse_args()
+    profile = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="cms-bench-") as tmp:
+        work = Path(tmp)
+        rows = reads(profile, work)
+        edit_rows, sequential_per_s = edits(profile, work)
+        rows += edit_rows
+        rows += concurrent_edits(profile, work, sequential_per_s)
+        rows += histories(profile, work)
+        rows += memory(profile, work)
+    machine = {
+        "cores": os.cpu_count(),
+        "load_generator": "wrk -t1 -c8 (1 thread)" if shutil.which("wrk") else "Python (1 thread)",
+        "server": "gunicorn sync workers, 2 (4 for concurrent edits), same cores as the load generator",
+        "profile": profile.name,
+        "seconds": round(time.time() - started, 1),
+    }
+    print_table(rows, machine)
+    if args.output:
+        args.output.write_text(
+            json.dumps({"machine": machine, "rows": [asdict(r) for r in rows]}, indent=2)
+        )
+    return 0
+
+
+def print_table(rows: list[Row], machine: dict[str, Any]) -> None:
+    print(f"\n{machine['cores']} cores shared by both sides; load: {machine['load_generator']}; "
+          f"server: {machine['server']}; profile {machine['profile']}, {machine['seconds']} s\n")  # fmt: skip
+    print("| scenario | CMS | baseline | unit | ratio | goal | met | notes |")
+    print("|---|---:|---:|---|---:|---|---|---|")
+    for r in rows:
+        met = "report" if r.met is None else ("yes" if r.met else "NO")
+        print(
+            f"| {r.scenario} | {r.cms:g} | {r.baseline:g} | {r.unit} | {r.ratio:g} | {r.goal} | {met} | {r.note} |"
+        )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
