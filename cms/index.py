@@ -33,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from cms.schemas import SLUG_RE
 from cms.serialize import SerializationError, parse_yaml
-from cms.store.git import CommitInfo, GitStore, ObjectAccess
+from cms.store.git import GitStore, LogEntry, ObjectAccess
 from cms.types import TYPES
 
 REFS = ("refs/heads/main", "refs/heads/published")
@@ -282,60 +282,75 @@ def sync_ref(
         return result
     if known is not None and known.sha == head:
         return result
-    with store.objects() as objs:
-        chain = _chain_to(objs, head, known.sha if known else None)
-        if chain is None:  # the ref was rewritten: the indexed commit is not an ancestor
-            _clear_ref(session, ref)
-            known = None
-            result.rebuilt = True
-            chain = _chain_to(objs, head, None) or []
-        seq = known.seq if known else -1
-        items: dict[tuple[str, str], str | None] = {}
-        last_sha: dict[tuple[str, str], str] = {}
-        commit_rows: list[dict[str, Any]] = []
-        change_rows: list[dict[str, Any]] = []
-        prev_tree = objs.read_commit(known.sha).tree if known else None
-        for n, commit in enumerate(chain, 1):
-            seq += 1
-            subject, reason, trailers = split_message(commit.message)
-            token = trailers.get("CMS-Token-Id", "")
-            commit_rows.append(
+    entries = store.first_parent_log(head, known.sha if known else None)
+    if entries is None:  # the ref was rewritten: the indexed commit is not on its line
+        _clear_ref(session, ref)
+        session.flush()
+        known, result.rebuilt = None, True
+        entries = store.first_parent_log(head, None) or []
+    return record(session, store, ref, entries, progress, result)
+
+
+def record(
+    session: Session,
+    store: GitStore,
+    ref: str,
+    entries: list[LogEntry],
+    progress: Callable[[int, int], None] | None = None,
+    result: CatchUpResult | None = None,
+) -> CatchUpResult:
+    """Index commits that follow the ref's indexed head, oldest first, and move the head."""
+    result = result or CatchUpResult()
+    known = session.get(RefHead, ref)
+    seq = known.seq if known else -1
+    items: dict[tuple[str, str], tuple[str | None, str]] = {}
+    commit_rows: list[dict[str, Any]] = []
+    change_rows: list[dict[str, Any]] = []
+    for n, entry in enumerate(entries, 1):
+        commit = entry.commit
+        seq += 1
+        subject, reason, trailers = split_message(commit.message)
+        token = trailers.get("CMS-Token-Id", "")
+        commit_rows.append(
+            dict(
+                ref=ref,
+                sha=commit.sha,
+                seq=seq,
+                parents=" ".join(commit.parents),
+                author_name=commit.author_name,
+                author_email=commit.author_email,
+                author_time=commit.author_time,
+                committer_time=commit.committer_time,
+                subject=subject,
+                reason=reason,
+                message=commit.message,
+                token_id=int(token) if token.isdigit() and len(token) < 10 else None,
+            )
+        )
+        for path, old, new in entry.changes:
+            key = item_path(path)
+            if key is None:
+                continue
+            change = FileChange(*key, old, new)
+            change_rows.append(
                 dict(
                     ref=ref,
                     sha=commit.sha,
                     seq=seq,
-                    parents=" ".join(commit.parents),
-                    author_name=commit.author_name,
-                    author_email=commit.author_email,
-                    author_time=commit.author_time,
-                    committer_time=commit.committer_time,
-                    subject=subject,
-                    reason=reason,
-                    message=commit.message,
-                    token_id=int(token) if token.isdigit() and len(token) < 10 else None,
+                    type=change.type,
+                    slug=change.slug,
+                    action=action_of(change, trailers),
+                    blob=new,
+                    old_blob=old,
                 )
             )
-            for change in diff_trees(objs, prev_tree, commit.tree):
-                change_rows.append(
-                    dict(
-                        ref=ref,
-                        sha=commit.sha,
-                        seq=seq,
-                        type=change.type,
-                        slug=change.slug,
-                        action=action_of(change, trailers),
-                        blob=change.new_blob,
-                        old_blob=change.old_blob,
-                    )
-                )
-                items[(change.type, change.slug)] = change.new_blob
-                last_sha[(change.type, change.slug)] = commit.sha
-            prev_tree = commit.tree
-            if progress and (n % 500 == 0 or n == len(chain)):
-                progress(n, len(chain))
-        _insert_many(session, CommitRow, commit_rows)
-        _insert_many(session, ChangeRow, change_rows)
-        for (type_name, slug), blob in items.items():
+            items[key] = (new, commit.sha)
+        if progress and (n % 1000 == 0 or n == len(entries)):
+            progress(n, len(entries))
+    _insert_many(session, CommitRow, commit_rows)
+    _insert_many(session, ChangeRow, change_rows)
+    with store.objects() as objs:
+        for (type_name, slug), (blob, sha) in items.items():
             session.execute(
                 delete(ItemRow).where(
                     ItemRow.ref == ref, ItemRow.type == type_name, ItemRow.slug == slug
@@ -345,42 +360,25 @@ def sync_ref(
                 data, error = load_item(objs, type_name, blob)
                 session.add(
                     ItemRow(
-                        ref=ref,
-                        type=type_name,
-                        slug=slug,
-                        blob=blob,
-                        sha=last_sha[(type_name, slug)],
-                        data=data,
+                        ref=ref, type=type_name, slug=slug, blob=blob, sha=sha, data=data,
                         error=error,
                     )
-                )
-    if known is None:
-        session.add(RefHead(ref=ref, sha=head, seq=seq))
-    else:
-        known.sha, known.seq = head, seq
+                )  # fmt: skip
+    if entries:
+        head = entries[-1].commit.sha
+        if known is None:
+            session.add(RefHead(ref=ref, sha=head, seq=seq))
+        else:
+            known.sha, known.seq = head, seq
     session.flush()
-    result.commits = len(chain)
-    result.changes = len(change_rows)
+    result.commits += len(entries)
+    result.changes += len(change_rows)
     return result
 
 
 def _insert_many(session: Session, model: type[IndexBase], rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), 2000):
         session.execute(model.__table__.insert(), rows[start : start + 2000])  # type: ignore[attr-defined]
-
-
-def _chain_to(objs: ObjectAccess, head: str, stop: str | None) -> list[CommitInfo] | None:
-    """First-parent commits after stop up to head, oldest first; None if stop is not on it."""
-    chain = []
-    sha: str | None = head
-    while sha is not None and sha != stop:
-        commit = objs.read_commit(sha)
-        chain.append(commit)
-        sha = commit.parents[0] if commit.parents else None
-    if sha != stop:
-        return None
-    chain.reverse()
-    return chain
 
 
 def _clear_ref(session: Session, ref: str) -> None:

@@ -32,8 +32,10 @@ from cms.patches import json_patch
 from cms.serialize import canonical_yaml, parse_yaml
 from cms.store.git import (
     ZERO,
+    CommitInfo,
     GitStore,
     Identity,
+    LogEntry,
     ObjectAccess,
     RefMoved,
     StoreError,
@@ -467,7 +469,7 @@ class ContentService:
                     return WriteResult(current, head, changed=False)
                 if raw is not None:
                     objs.write_blob(raw)
-                commit = self._commit(
+                info = self._commit(
                     objs,
                     MAIN,
                     head,
@@ -478,7 +480,11 @@ class ContentService:
                     message_reason,
                     [f"CMS-Action: {edit.action}", *edit.trailers],
                 )
-            index.sync_ref(session, self.store, MAIN)
+            # we know exactly what changed: index it without asking git
+            index.record(
+                session, self.store, MAIN, [LogEntry(info, [(path, current_blob, new_blob)])]
+            )
+            commit = info.sha
         item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
         return WriteResult(item, commit, changed=True)
 
@@ -508,7 +514,7 @@ class ContentService:
                     ["CMS-Action: publish", f"CMS-Published-From: {main}"],
                 )
             index.sync_ref(session, self.store, PUBLISHED)
-        return WriteResult(None, commit, changed=True)
+        return WriteResult(None, commit.sha, changed=True)
 
     def publish_item(
         self, ctype: ContentType, slug: str, actor: Actor, reason: str | None
@@ -548,7 +554,7 @@ class ContentService:
                     ["CMS-Action: publish", f"CMS-Published-From: {main}"],
                 )
             index.sync_ref(session, self.store, PUBLISHED)
-        return WriteResult(item, commit, changed=True)
+        return WriteResult(item, commit.sha, changed=True)
 
     def pending(self) -> list[dict[str, Any]]:
         """What differs between drafts (main) and the public site (published), file by file."""
@@ -645,16 +651,20 @@ class ContentService:
         subject: str,
         reason: str,
         trailers: list[str],
-    ) -> str:
+    ) -> CommitInfo:
         """Write one commit and move ref to it by compare-and-swap. Caller holds the lock."""
         if actor.token_id is not None:
             trailers = [*trailers, f"CMS-Token-Id: {actor.token_id}"]
         message = subject + "\n\n" + (reason + "\n\n" if reason else "") + "\n".join(trailers)
         author = Identity(actor.name or self.committer.name, actor.email or self.committer.email)
-        commit = objs.write_commit(tree, parents, author, self.committer, message, int(time.time()))
-        self.store.update_ref_if_equals(ref, commit, head, f"cms: {subject[:150]}")
+        when = int(time.time())
+        sha = objs.write_commit(tree, parents, author, self.committer, message, when)
+        self.store.update_ref_if_equals(ref, sha, head, f"cms: {subject[:150]}")
         self._refs_moved()
-        return commit
+        return CommitInfo(
+            sha, tree, tuple(parents), author.name, author.email, when,
+            self.committer.name, self.committer.email, when, message + "\n",
+        )  # fmt: skip
 
     def _refs_moved(self) -> None:
         if self.mirror is not None:

@@ -58,7 +58,9 @@ class Versions:
 
     def __init__(self, svc: ContentService) -> None:
         self.svc = svc
+        # commits never change, so what was read at one is cached
         self._trees: dict[str, dict[str, Item]] = {}
+        self._items: dict[tuple[str, str, str], Item | None] = {}
 
     # --- revisions ----------------------------------------------------------------------------
 
@@ -131,6 +133,14 @@ class Versions:
         return items
 
     def item_at(self, commit: str, ctype: ContentType, slug: str) -> Item | None:
+        key = (commit, ctype.name, slug)
+        if key not in self._items:
+            if len(self._items) > 4096:
+                self._items.clear()
+            self._items[key] = self._read_item_at(commit, ctype, slug)
+        return self._items[key]
+
+    def _read_item_at(self, commit: str, ctype: ContentType, slug: str) -> Item | None:
         with self.svc.store.objects() as objs:
             tree = objs.read_commit(commit).tree
             blob = objs.blob_at(tree, ctype.path(slug))

@@ -38,7 +38,7 @@ def write_lock(path: Path, timeout: float = 10.0) -> Iterator[None]:
                 if waited >= timeout:
                     raise LockTimeout(waited) from None
                 time.sleep(delay)
-                delay = min(delay * 2, 0.02)
+                delay = min(delay * 2, 0.002)  # a waiter sleeping past a release wastes the lock
         try:
             yield
         finally:
