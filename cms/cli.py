@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -65,8 +66,9 @@ def reindex() -> None:
     def progress(ref: str, done: int, total: int) -> None:
         click.echo(f"{ref}: {done}/{total} commits indexed")
 
+    started = time.perf_counter()
     count = _service(app).reindex(progress)
-    click.echo(f"reindexed {count} commits")
+    click.echo(f"reindexed {count} commits in {time.perf_counter() - started:.3f} s")
 
 
 @main.command()
