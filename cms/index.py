@@ -75,7 +75,7 @@ class CommitRow(IndexBase):
 
     __table_args__ = (
         Index("ix_commits_ref_seq", "ref", "seq"),
-        Index("ix_commits_ref_time", "ref", "committer_time"),
+        Index("ix_commits_ref_time", "ref", "committer_time", "seq"),
         Index("ix_commits_sha", "sha"),
     )
 

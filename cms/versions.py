@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from cms import index
 from cms.errors import BadRequest, CMSError, NotFound
-from cms.index import ChangeRow, CommitRow, iso_time
+from cms.index import ChangeRow, CommitRow, RefHead, iso_time
 from cms.patches import json_patch, unified
 from cms.service import PUBLISHED, ContentService, Item
 from cms.store.git import HEX40, safe_tag_name
@@ -75,10 +75,11 @@ class Versions:
                 raise BadRequest(f"'{rev[:50]}' is too long for a commit id (40 hex at most).")
             when = parse_time(rev)
             if when is not None:
+                # one index seek: commit times grow along the line (ties: the later commit)
                 sha = session.scalar(
                     select(CommitRow.sha)
                     .where(CommitRow.ref == ref, CommitRow.committer_time <= when)
-                    .order_by(CommitRow.seq.desc())
+                    .order_by(CommitRow.committer_time.desc(), CommitRow.seq.desc())
                     .limit(1)
                 )
                 if sha is None:
@@ -199,8 +200,13 @@ class Versions:
             if filters.get("slug"):
                 touched = touched.where(ChangeRow.slug == filters["slug"])
             query = query.where(CommitRow.sha.in_(touched))
+        filtered = any(value is not None for value in filters.values())
         with self.svc.read_session() as session:
-            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            if filtered:
+                total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            else:  # every commit of the line: its length is the head's position, no count
+                head = session.get(RefHead, ref)
+                total = head.seq + 1 if head else 0
             commits = session.scalars(
                 query.order_by(CommitRow.seq.desc()).offset((page - 1) * page_size).limit(page_size)
             ).all()

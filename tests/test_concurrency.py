@@ -5,7 +5,10 @@ Every server listens on 127.0.0.1 only; every loop is bounded in count and time.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -185,3 +188,24 @@ def test_sigkill_mid_burst_loses_no_acknowledged_write(
         srv.kill(signal.SIGTERM)
     assert_fsck_clean(svc.store.path)
     assert svc.check() == []
+
+
+def test_a_revoked_token_stops_in_every_worker(server: Server, instance: Path, db_url: str) -> None:
+    env = {**os.environ, "CMS_INSTANCE_PATH": str(instance), "CMS_DATABASE_URL": db_url}
+
+    def cli(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "cms.cli", *args], env=env, check=True,
+                              capture_output=True, text=True).stdout  # fmt: skip
+
+    secret = cli(
+        "tokens", "create", "--name", "Temp", "--email", "t@example.org", "--role", "auditor"
+    ).strip()
+    auth = {"Authorization": f"Bearer {secret}"}
+    url = f"{server.url}/api/v1/people/valentin-barriere?ref=main"
+    assert all(requests.get(url, headers=auth, timeout=10).status_code == 200 for _ in range(8))
+    token_id = next(
+        line.split()[0] for line in cli("tokens", "list").splitlines() if "Temp" in line
+    )
+    cli("tokens", "revoke", token_id)
+    statuses = [requests.get(url, headers=auth, timeout=10).status_code for _ in range(12)]
+    assert statuses == [401] * 12  # 12 requests over 4 workers: none still accepts it
