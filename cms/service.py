@@ -659,7 +659,7 @@ class ContentService:
         author = Identity(actor.name or self.committer.name, actor.email or self.committer.email)
         when = int(time.time())
         sha = objs.write_commit(tree, parents, author, self.committer, message, when)
-        self.store.update_ref_if_equals(ref, sha, head, f"cms: {subject[:150]}")
+        self.store.update_ref_if_equals(ref, sha, head, f"cms: {subject[:150]}", author)
         self._refs_moved()
         return CommitInfo(
             sha, tree, tuple(parents), author.name, author.email, when,

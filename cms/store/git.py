@@ -1,12 +1,14 @@
 """The git content store: a bare repository read and written without a work tree or index file.
 
 Objects are read and written in-process with GitPython's object database (no ``git cat-file``
-process per request); refs are read from the ref files; the only subprocess on the write path
-is ``git update-ref NEW OLD``, the compare-and-swap that moves a ref.
+process per request); refs are read from the ref files and moved by a compare-and-swap that
+follows git's own lock-file protocol, so the write path spawns no process either. `git log`
+serves the catch-up of many commits at once; `git fsck`, `gc` and `http-backend` run as git.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -21,6 +23,8 @@ from git.db import GitDB
 from git.objects.fun import tree_entries_from_data, tree_to_stream
 from gitdb import IStream
 from gitdb.exc import BadObject
+
+log = logging.getLogger(__name__)
 
 ZERO = "0" * 40
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -209,39 +213,61 @@ class GitStore:
                 refs[name] = sha
         return refs
 
-    def update_ref_if_equals(self, ref: str, new: str, old: str | None, reason: str) -> None:
-        """Move ref to new only if it still points to old (None: only if it does not exist)."""
-        assert HEX40.match(new) and (old is None or HEX40.match(old))
-        args = ("update-ref", "-m", reason[:200], ref, new, old or ZERO)
-        try:
-            run_git(self.path, *args)
-        except StoreError as exc:
-            if self.read_ref(ref) != old:
-                raise RefMoved(f"{ref} moved") from exc
-            if not self._clear_stale_lock(ref):
-                raise
-            run_git(self.path, *args)
+    def update_ref_if_equals(
+        self, ref: str, new: str, old: str | None, reason: str, who: Identity | None = None
+    ) -> None:
+        """Move ref to new only if it still points to old (None: only if it does not exist).
 
-    def _clear_stale_lock(self, ref: str, patience: float = 1.0) -> bool:
-        """Remove lock files left by a git process that was killed (True if any was removed).
-
-        Moving a ref locks the ref, HEAD (whose reflog follows the branch it names) and maybe
-        packed-refs. The caller holds the CMS's write lock, so no CMS process owns them; a git
-        command run by hand holds them for milliseconds, so one still there after `patience`
-        is stale.
+        git's own protocol, in-process: take `<ref>.lock` (O_EXCL, so a git command run by
+        hand and the CMS exclude each other), compare, write and fsync, log, rename.
         """
-        locks = [self.path / f"{name}.lock" for name in (ref, "HEAD", "packed-refs")]
+        assert HEX40.match(new) and (old is None or HEX40.match(old))
+        path = self.path / ref
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = path.with_name(path.name + ".lock")
+        fd = self._take_ref_lock(lock)
+        try:
+            if self.read_ref(ref) != old:
+                raise RefMoved(f"{ref} moved")
+            os.write(fd, f"{new}\n".encode())
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            self._log_ref(ref, old, new, reason, who or Identity("TerraBytes CMS", "cms@localhost"))
+            os.replace(lock, path)
+            _fsync_dir(path.parent)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            lock.unlink(missing_ok=True)
+            raise
+
+    def _take_ref_lock(self, lock: Path, patience: float = 1.0) -> int:
+        """Create `<ref>.lock`. One left by a killed process is removed after `patience`:
+        the caller holds the CMS's write lock, and git run by hand holds it for milliseconds."""
         deadline = time.monotonic() + patience
-        while any(lock.exists() for lock in locks) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        removed = False
-        for lock in locks:
+        while True:
             try:
-                lock.unlink()
-                removed = True
-            except FileNotFoundError:
-                pass
-        return removed
+                return os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                if time.monotonic() >= deadline:
+                    log.warning("removing stale %s", lock)
+                    lock.unlink(missing_ok=True)
+                    deadline = time.monotonic() + patience
+                else:
+                    time.sleep(0.01)
+
+    def _log_ref(self, ref: str, old: str | None, new: str, reason: str, who: Identity) -> None:
+        """Append to the ref's reflog, as git does (core.logAllRefUpdates)."""
+        logfile = self.path / "logs" / ref
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        message = " ".join(reason.split())[:200]
+        line = f"{old or ZERO} {new} {who.signature(int(time.time()))}\t{message}\n"
+        fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
 
     def first_parent_log(self, head: str, stop: str | None) -> list[LogEntry] | None:
         """Commits on head's first-parent line after stop, oldest first, with the files each
