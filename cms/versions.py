@@ -214,7 +214,7 @@ class Versions:
             if commits:
                 for row in session.scalars(
                     select(ChangeRow)
-                    .where(ChangeRow.ref == ref, ChangeRow.sha.in_([c.sha for c in commits]))
+                    .where(ChangeRow.ref == ref, ChangeRow.seq.in_([c.seq for c in commits]))
                     .order_by(ChangeRow.id)
                 ):
                     changes.setdefault(row.sha, []).append(change_entry(row))
@@ -343,7 +343,11 @@ class Versions:
             rows = (
                 session.scalars(
                     select(ChangeRow)
-                    .where(ChangeRow.ref == ref, ChangeRow.sha.in_(shas))
+                    .where(
+                        ChangeRow.ref == ref,
+                        ChangeRow.seq > start,
+                        ChangeRow.seq <= commits[-1].seq,
+                    )
                     .order_by(ChangeRow.seq, ChangeRow.id)
                 ).all()
                 if shas
