@@ -51,7 +51,6 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
         sys.executable, "-m", "gunicorn",
         "--workers", str(workers),
         "--bind", f"{host}:{port}",
-        "--access-logfile", "-",
         "--graceful-timeout", "10",
         "cms.app:create_app()",
     ]  # fmt: skip

@@ -17,6 +17,8 @@ DEFAULTS: dict[str, Any] = {
     "COMMITTER_NAME": "TerraBytes CMS",
     "COMMITTER_EMAIL": "cms@terrabytes.invalid",
     "LOCK_TIMEOUT": 10.0,
+    # one JSON line per request (with its request id) on stderr
+    "ACCESS_LOG": True,
     # `git gc --auto` in the background after this many commits by one worker (0: never)
     "GC_EVERY": 500,
     "MAX_CONTENT_LENGTH": 1024 * 1024,

@@ -40,7 +40,7 @@ def _finish(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("X-Frame-Options", "DENY")
-    if response.mimetype == "text/html":
+    if response.mimetype == "text/html" and response.status_code != 304:
         response.headers.setdefault(
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
@@ -81,12 +81,28 @@ def _no_credentials() -> bool:
     return "Authorization" not in request.headers
 
 
+def configure_logging(enabled: bool) -> None:
+    """One JSON line per request on `cms.access`; other CMS logs carry the request id too."""
+    logger = logging.getLogger("cms")
+    if enabled and not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.addFilter(RequestIdFilter())
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
+        )
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        access = logging.getLogger("cms.access")
+        access_handler = logging.StreamHandler()
+        access_handler.setFormatter(logging.Formatter("%(message)s"))
+        access.addHandler(access_handler)
+        access.propagate = False
+
+
 def init_app(app: Flask) -> Limiter:
     app.before_request(_start)
     app.after_request(_finish)
-    handler_filter = RequestIdFilter()
-    for name in ("cms", "cms.access", "flask-limiter"):
-        logging.getLogger(name).addFilter(handler_filter)
+    configure_logging(bool(app.config["ACCESS_LOG"]) and not app.testing)
     limits: list[Any] = [
         # a wrong token costs: guessing is slowed, honest clients without a token are not
         ApplicationLimit(

@@ -23,6 +23,7 @@ from cms.api.common import (
     change_reason,
     if_match,
     json_response,
+    not_modified,
     pagination_header,
     quoted,
     read_ref,
@@ -43,7 +44,7 @@ from cms.schemas import (
     RevertSchema,
     VersionSchema,
 )
-from cms.service import MAIN, WriteResult, filter_sort
+from cms.service import MAIN, PUBLISHED, WriteResult, filter_sort
 from cms.types import TYPES, ContentType
 from cms.versions import Revision
 
@@ -80,10 +81,12 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
     item_schema = ctype.item_schema_class
 
     @blp.before_request
-    def writers_only() -> None:
+    def writers_only() -> Response | None:
         # Authenticate before the body is even parsed: a stranger learns nothing from a 422.
         if request.method not in ("GET", "HEAD", "OPTIONS"):
             require("editor")
+            return None
+        return revalidated(ctype)
 
     @blp.route("")
     class Collection(MethodView):
@@ -274,6 +277,24 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
             return json_response({"commit": result.commit, "changed": result.changed})
 
     return blp
+
+
+def revalidated(ctype: ContentType) -> Response | None:
+    """The commonest request of all, a browser or CDN revalidating a public item, answered
+    before any argument parsing: the same 304 the view would give, at a fraction of the cost."""
+    if (
+        request.method != "GET"
+        or request.args
+        or "If-None-Match" not in request.headers
+        or "Authorization" in request.headers
+        or request.endpoint != f"{ctype.name}.Item"
+    ):
+        return None
+    snap = service().snapshot(PUBLISHED)
+    item = snap.items.get(ctype.name, {}).get((request.view_args or {}).get("slug", ""))
+    if item is None or item.error is not None or not not_modified(quoted(item.blob)):
+        return None
+    return json_response(None, etag=quoted(item.blob), revision=snap.sha)
 
 
 def resolve(rev: str, ref: str) -> Revision:
