@@ -298,11 +298,15 @@ def record(
     entries: list[LogEntry],
     progress: Callable[[int, int], None] | None = None,
     result: CatchUpResult | None = None,
+    known: dict[str, dict[str, Any]] | None = None,
 ) -> CatchUpResult:
-    """Index commits that follow the ref's indexed head, oldest first, and move the head."""
+    """Index commits that follow the ref's indexed head, oldest first, and move the head.
+
+    known: blob id -> canonical data the caller already validated (no need to parse it again).
+    """
     result = result or CatchUpResult()
-    known = session.get(RefHead, ref)
-    seq = known.seq if known else -1
+    head_row = session.get(RefHead, ref)
+    seq = head_row.seq if head_row else -1
     items: dict[tuple[str, str], tuple[str | None, str]] = {}
     commit_rows: list[dict[str, Any]] = []
     change_rows: list[dict[str, Any]] = []
@@ -357,7 +361,12 @@ def record(
                 )
             )
             if blob is not None:
-                data, error = load_item(objs, type_name, blob)
+                data: dict[str, Any] | None
+                error: str | None = None
+                if known and blob in known:
+                    data = known[blob]
+                else:
+                    data, error = load_item(objs, type_name, blob)
                 session.add(
                     ItemRow(
                         ref=ref, type=type_name, slug=slug, blob=blob, sha=sha, data=data,
@@ -366,10 +375,10 @@ def record(
                 )  # fmt: skip
     if entries:
         head = entries[-1].commit.sha
-        if known is None:
+        if head_row is None:
             session.add(RefHead(ref=ref, sha=head, seq=seq))
         else:
-            known.sha, known.seq = head, seq
+            head_row.sha, head_row.seq = head, seq
     session.flush()
     result.commits += len(entries)
     result.changes += len(change_rows)

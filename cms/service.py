@@ -447,7 +447,9 @@ class ContentService:
             with self.store.objects() as objs:
                 tree = objs.read_commit(head).tree if head else None
                 current_blob = objs.blob_at(tree, path) if tree else None
-                current = self._current(objs, ctype, slug, current_blob)
+                current = self._indexed(session, ctype, slug, current_blob) or self._current(
+                    objs, ctype, slug, current_blob
+                )
                 if edit.create and current is not None:
                     raise Conflict(f"{ctype.name}/{slug} already exists.", etag=current_blob)
                 if not edit.create:
@@ -482,7 +484,11 @@ class ContentService:
                 )
             # we know exactly what changed: index it without asking git
             index.record(
-                session, self.store, MAIN, [LogEntry(info, [(path, current_blob, new_blob)])]
+                session,
+                self.store,
+                MAIN,
+                [LogEntry(info, [(path, current_blob, new_blob)])],
+                known={new_blob: new_data} if new_blob and new_data else None,
             )
             commit = info.sha
         item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
@@ -705,6 +711,14 @@ class ContentService:
             trailers=(f"CMS-Reverted-To: {to}",),
         )
         return self._write(ctype, slug, lambda _: data, edit, actor, reason)
+
+    @staticmethod
+    def _indexed(session: Session, ctype: ContentType, slug: str, blob: str | None) -> Item | None:
+        """The item as the index holds it, if that is this very blob (no YAML to parse)."""
+        row = session.get(ItemRow, (MAIN, ctype.name, slug)) if blob else None
+        if row is None or row.blob != blob:
+            return None
+        return Item(ctype.name, slug, row.blob, row.data, row.error)
 
     def _current(
         self, objs: ObjectAccess, ctype: ContentType, slug: str, blob: str | None
