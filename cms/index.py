@@ -7,7 +7,7 @@ rebuild) live in separate metadata, so a rebuild cannot lose a token.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -423,7 +423,3 @@ def now() -> int:
 def iso_time(ts: int) -> str:
     """A commit or token time (seconds since the epoch) as ISO 8601 UTC."""
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
-def iter_refs() -> Iterable[str]:
-    return REFS

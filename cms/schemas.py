@@ -178,16 +178,6 @@ class ErrorResponseSchema(Schema):
     )
 
 
-class PaginationMetaSchema(Schema):
-    total = fields.Integer()
-    total_pages = fields.Integer()
-    first_page = fields.Integer()
-    last_page = fields.Integer()
-    page = fields.Integer()
-    previous_page = fields.Integer()
-    next_page = fields.Integer()
-
-
 REF_CHOICES = ("published", "main")
 
 
