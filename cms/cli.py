@@ -52,6 +52,7 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
         "--workers", str(workers),
         "--bind", f"{host}:{port}",
         "--graceful-timeout", "10",
+        "--no-control-socket",  # one per user by default: two servers would share it
         "cms.app:create_app()",
     ]  # fmt: skip
     os.execvp(argv[0], argv)  # noqa: S606 (fixed argv: gunicorn replaces this process)

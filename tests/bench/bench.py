@@ -115,8 +115,9 @@ def cms_server(instance: Path, workers: int) -> Iterator[tuple[str, subprocess.P
 @contextmanager
 def baseline_server(payloads: Path, workers: int) -> Iterator[str]:
     port = free_port()
+    # the settings `cms serve` uses; gunicorn's access log stands for the CMS's own log line
     argv = [PY, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-            "--access-logfile", "-", "--graceful-timeout", "10",  # as `cms serve` runs it
+            "--access-logfile", "-", "--graceful-timeout", "10", "--no-control-socket",
             "--chdir", str(Path(__file__).parent), "baseline:create_app()"]  # fmt: skip
     env = {**os.environ, "BENCH_PAYLOADS": str(payloads)}
     with serve(argv, env, f"http://127.0.0.1:{port}/healthz"):
