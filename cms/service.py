@@ -332,14 +332,12 @@ class ContentService:
         with self.read_session() as session:
             known = session.get(RefHead, ref)
             snap = Snapshot(sha=known.sha if known else "")
-            for row in session.scalars(select(ItemRow).where(ItemRow.ref == ref)):
+            rows = session.scalars(select(ItemRow).where(ItemRow.ref == ref)).all()
+            # slug order, the same on every database (collations differ on '-')
+            for row in sorted(rows, key=lambda r: (r.type, r.slug)):
                 snap.items.setdefault(row.type, {})[row.slug] = Item(
                     row.type, row.slug, row.blob, row.data, row.error
                 )
-        for items in snap.items.values():
-            items_sorted = dict(sorted(items.items()))
-            items.clear()
-            items.update(items_sorted)
         self._snapshots[ref] = snap
         return snap
 

@@ -67,8 +67,8 @@ class Versions:
     def resolve(self, rev: str, ref: str, *, published_only: bool = False) -> Revision:
         """A commit id (7-40 hex), a release tag, or an ISO 8601 time, on ref's history."""
         rev = rev.strip()
+        self.svc.snapshot(ref)  # catch the index up first, before our own read transaction
         with self.svc.read_session() as session:
-            self.svc.snapshot(ref)  # catch the index up first
             if HEX_REV.match(rev):
                 return Revision(self._commit_by_prefix(session, rev, published_only), rev)
             if ALL_HEX.match(rev) and len(rev) > 40:
