@@ -498,10 +498,7 @@ class ContentService:
         """Make published equal main: one merge commit (published, main) with main's tree."""
         message_reason = clean_reason(reason)
         with self.locked() as session:
-            for ref in index.REFS:
-                index.sync_ref(session, self.store, ref)
-            main, pub = self.store.read_ref(MAIN), self.store.read_ref(PUBLISHED)
-            assert main is not None
+            main, pub = self._synced_heads(session)
             with self.store.objects() as objs:
                 tree = objs.read_commit(main).tree
                 if pub is not None and objs.read_commit(pub).tree == tree:
@@ -520,6 +517,14 @@ class ContentService:
             index.sync_ref(session, self.store, PUBLISHED)
         return WriteResult(None, commit.sha, changed=True)
 
+    def _synced_heads(self, session: Session) -> tuple[str, str | None]:
+        """main's and published's heads, with the index caught up to both. Lock held."""
+        for ref in index.REFS:
+            index.sync_ref(session, self.store, ref)
+        main, pub = self.store.read_ref(MAIN), self.store.read_ref(PUBLISHED)
+        assert main is not None
+        return main, pub
+
     def publish_item(
         self, ctype: ContentType, slug: str, actor: Actor, reason: str | None
     ) -> WriteResult:
@@ -527,10 +532,7 @@ class ContentService:
         message_reason = clean_reason(reason)
         path = ctype.path(slug)
         with self.locked() as session:
-            for ref in index.REFS:
-                index.sync_ref(session, self.store, ref)
-            main, pub = self.store.read_ref(MAIN), self.store.read_ref(PUBLISHED)
-            assert main is not None
+            main, pub = self._synced_heads(session)
             with self.store.objects() as objs:
                 pub_tree = objs.read_commit(pub).tree if pub else None
                 draft = objs.blob_at(objs.read_commit(main).tree, path)
