@@ -501,17 +501,28 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="about a minute")
     parser.add_argument("--smoke", action="store_true", help="seconds: only proves it runs")
     parser.add_argument("--output", type=Path, help="write the table as JSON here")
+    parser.add_argument(
+        "--only",
+        default="reads,edits,histories,memory",
+        help="comma-separated groups to run (edits includes the concurrent edits)",
+    )
     args = parser.parse_args()
+    groups = set(args.only.split(","))
     profile = PROFILES["smoke" if args.smoke else "quick" if args.quick else "full"]
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="cms-bench-") as tmp:
         work = Path(tmp)
-        rows = reads(profile, work)
-        edit_rows, sequential_per_s = edits(profile, work)
-        rows += edit_rows
-        rows += concurrent_edits(profile, work, sequential_per_s)
-        rows += histories(profile, work)
-        rows += memory(profile, work)
+        rows: list[Row] = []
+        if "reads" in groups:
+            rows += reads(profile, work)
+        if "edits" in groups:
+            edit_rows, sequential_per_s = edits(profile, work)
+            rows += edit_rows
+            rows += concurrent_edits(profile, work, sequential_per_s)
+        if "histories" in groups:
+            rows += histories(profile, work)
+        if "memory" in groups:
+            rows += memory(profile, work)
     machine = {
         "cores": os.cpu_count(),
         "load_generator": "wrk -t1 -c8 (1 thread)" if shutil.which("wrk") else "Python (1 thread)",
