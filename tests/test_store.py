@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from conftest import assert_fsck_clean, git
 
 from cms.store.git import GitStore, Identity, RefMoved
+from cms.store.lock import LockTimeout, write_lock
 
 ME = Identity("Test Author", "author@example.org")
 
@@ -143,3 +148,76 @@ def test_a_ref_lock_left_by_a_killed_git_is_cleared(store: GitStore) -> None:
     # the reflog is written as git writes it: git itself reads it back
     assert git(store.path, "reflog", "show", "--format=%gs", "main").split("\n")[0] == "test"
     assert_fsck_clean(store.path)
+
+
+def test_objects_are_written_as_git_writes_them(store: GitStore, tmp_path: Path) -> None:
+    (tmp_path / "f").write_bytes(b"name: A\n")
+    expected = git(store.path, "hash-object", str(tmp_path / "f")).strip()
+    with store.objects() as objs:
+        assert objs.write_blob(b"name: A\n") == expected
+        assert objs.write_blob(b"name: A\n") == expected  # again: nothing changes
+        assert objs.read_blob(expected) == b"name: A\n"
+    assert git(store.path, "cat-file", "-p", expected) == "name: A\n"
+    assert git(store.path, "cat-file", "-t", expected).strip() == "blob"
+    # no temporary file is left in the object folders
+    assert not [p for p in (store.path / "objects").rglob("*") if "tmp" in p.name]
+    assert_fsck_clean(store.path)
+
+
+def _hold_lock(path: Path, seconds: float) -> subprocess.Popen[str]:
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from pathlib import Path; from cms.store.lock import write_lock\n"
+         "with write_lock(Path(sys.argv[1])):\n"
+         " print('locked', flush=True); time.sleep(float(sys.argv[2]))",
+         str(path), str(seconds)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_the_write_lock_waits_gives_up_and_leaks_nothing(tmp_path: Path) -> None:
+    lock = tmp_path / "repo.cms-lock"
+    fds, threads = open_fds(), threading.active_count()
+    holder = _hold_lock(lock, 2)
+    try:
+        with pytest.raises(LockTimeout), write_lock(lock, timeout=0.2):
+            pytest.fail("got a lock another process holds")
+        # a waiter given up on takes the lock when the holder lets go, and lets it go at once
+        with write_lock(lock, timeout=30):
+            assert holder.wait(timeout=30) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout:
+            holder.stdout.close()
+    with write_lock(lock, timeout=0.5):
+        pass
+    # the waiter given up on ends once it has had the lock (bounded wait, not a speed goal)
+    deadline = time.monotonic() + 10
+    while threading.active_count() > threads and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() == threads
+    assert open_fds() == fds
+
+
+def test_the_write_lock_excludes_threads_and_processes(tmp_path: Path) -> None:
+    lock = tmp_path / "repo.cms-lock"
+    inside: list[int] = []
+    overlaps: list[int] = []
+
+    def worker() -> None:
+        for _ in range(50):
+            with write_lock(lock, timeout=30):
+                inside.append(1)
+                if len(inside) > 1:
+                    overlaps.append(1)
+                inside.pop()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not overlaps

@@ -1,18 +1,22 @@
 """The git content store: a bare repository read and written without a work tree or index file.
 
-Objects are read and written in-process with GitPython's object database (no ``git cat-file``
-process per request); refs are read from the ref files and moved by a compare-and-swap that
-follows git's own lock-file protocol, so the write path spawns no process either. `git log`
+Objects are read in-process with GitPython's object database (no ``git cat-file`` process per
+request) and written as loose objects by a few lines of our own, as git writes them; refs are
+read from the ref files and moved by a compare-and-swap that follows git's own lock-file
+protocol, so the write path spawns no process either. `git log`
 serves the catch-up of many commits at once; `git fsck`, `gc` and `http-backend` run as git.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import logging
 import os
 import re
 import subprocess
 import time
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,10 +25,10 @@ from pathlib import Path
 
 from git.db import GitDB
 from git.objects.fun import tree_entries_from_data, tree_to_stream
-from gitdb import IStream
 from gitdb.exc import BadObject
 
 log = logging.getLogger(__name__)
+_tmp_names = itertools.count()
 
 ZERO = "0" * 40
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -305,6 +309,7 @@ class ObjectAccess:
     def __init__(self, odb: GitDB, objects_dir: Path) -> None:
         self._odb = odb
         self._dir = objects_dir
+        self._trees: dict[str, dict[str, tuple[int, str]]] = {}  # objects never change
 
     def _read(self, sha: str, kind: str) -> bytes:
         try:
@@ -333,11 +338,14 @@ class ObjectAccess:
         return self._read(sha, "blob")
 
     def read_tree(self, sha: str) -> dict[str, tuple[int, str]]:
-        """Entries of one tree: name -> (mode, sha)."""
-        return {
-            name: (mode, binsha.hex())
-            for binsha, mode, name in tree_entries_from_data(self._read(sha, "tree"))
-        }
+        """Entries of one tree: name -> (mode, sha). The caller may change the dict it gets."""
+        entries = self._trees.get(sha)
+        if entries is None:
+            entries = self._trees[sha] = {
+                name: (mode, binsha.hex())
+                for binsha, mode, name in tree_entries_from_data(self._read(sha, "tree"))
+            }
+        return dict(entries)
 
     def peel_to_commit(self, sha: str) -> str:
         """The commit an annotated tag (or a chain of them) points to."""
@@ -378,16 +386,38 @@ class ObjectAccess:
     # writes: every object is fsynced before a ref may point at it
 
     def _store(self, kind: str, data: bytes) -> str:
-        istream = self._odb.store(IStream(kind.encode(), len(data), BytesIO(data)))
-        sha: str = istream.hexsha.decode()
-        path = self._dir / sha[:2] / sha[2:]
-        if path.exists():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
+        """Write one loose object as git does (zlib of "<kind> <size>\\0<data>", written to a
+        temporary file in its fan-out folder, fsynced, renamed into place, folder fsynced)."""
+        raw = b"%s %d\0" % (kind.encode(), len(data)) + data
+        sha = hashlib.sha1(raw, usedforsecurity=False).hexdigest()  # git's object id
+        folder = self._dir / sha[:2]
+        path = folder / sha[2:]
+        if path.exists():  # written before, perhaps by git with other fsync settings
+            _fsync_file(path)
+            _fsync_dir(folder)
+            return sha
+        try:
+            folder.mkdir()
+            _fsync_dir(self._dir)
+        except FileExistsError:
+            pass
+        # git's own prefix: `git prune` removes what a killed writer leaves behind
+        tmp = folder / f"tmp_obj_cms_{os.getpid()}_{next(_tmp_names)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            view = memoryview(zlib.compress(raw))
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.replace(tmp, path)
+        except BaseException:
+            if fd >= 0:
                 os.close(fd)
-            _fsync_dir(path.parent)
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(folder)
         return sha
 
     def write_blob(self, data: bytes) -> str:
@@ -472,6 +502,14 @@ class ObjectAccess:
         lines.append(f"committer {committer.signature(when)}")
         body = "\n".join(lines) + "\n\n" + message.rstrip("\n") + "\n"
         return self._store("commit", body.encode("utf-8"))
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 
 class LockTimeout(Exception):
@@ -24,24 +26,51 @@ class LockTimeout(Exception):
 
 @contextmanager
 def write_lock(path: Path, timeout: float = 10.0) -> Iterator[None]:
+    """Hold the lock for the block; wait at most `timeout` seconds for it (LockTimeout)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        start = time.monotonic()
-        delay = 0.001
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                waited = time.monotonic() - start
-                if waited >= timeout:
-                    raise LockTimeout(waited) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 0.002)  # a waiter sleeping past a release wastes the lock
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fd = _wait_for(fd, timeout)  # owns fd from here: closed by it on a timeout
+    except BaseException:
         os.close(fd)
+        raise
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _wait_for(fd: int, timeout: float) -> int:
+    """Block in flock on a helper thread, so that the kernel hands the lock over the moment
+    its holder lets go (polling would leave it idle between polls), while this thread can
+    still give up after `timeout`. A waiter given up on releases the lock as soon as it gets it.
+    """
+    guard = threading.Lock()
+    granted = threading.Event()
+    state: dict[str, Any] = {"abandoned": False, "error": None}
+
+    def wait() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            state["error"] = exc
+        with guard:
+            if state["abandoned"]:
+                os.close(fd)  # releases the lock, if we got it
+            else:
+                granted.set()
+
+    start = time.monotonic()
+    threading.Thread(target=wait, name="cms-lock-wait", daemon=True).start()
+    granted.wait(timeout)
+    with guard:
+        if not granted.is_set():
+            state["abandoned"] = True
+            raise LockTimeout(time.monotonic() - start)
+    if state["error"] is not None:
+        os.close(fd)
+        raise state["error"]
+    return fd
