@@ -26,7 +26,9 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    insert,
     select,
+    update,
 )
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -355,24 +357,24 @@ def record(
     _insert_many(session, ChangeRow, change_rows)
     with store.objects() as objs:
         for (type_name, slug), (blob, sha) in items.items():
-            session.execute(
-                delete(ItemRow).where(
-                    ItemRow.ref == ref, ItemRow.type == type_name, ItemRow.slug == slug
-                )
+            where = (ItemRow.ref == ref, ItemRow.type == type_name, ItemRow.slug == slug)
+            if blob is None:
+                session.execute(delete(ItemRow).where(*where), execution_options=_CORE)
+                continue
+            data: dict[str, Any] | None
+            error: str | None = None
+            if known and blob in known:
+                data = known[blob]
+            else:
+                data, error = load_item(objs, type_name, blob)
+            values = {"blob": blob, "sha": sha, "data": data, "error": error}
+            updated = session.execute(
+                update(ItemRow).where(*where).values(values), execution_options=_CORE
             )
-            if blob is not None:
-                data: dict[str, Any] | None
-                error: str | None = None
-                if known and blob in known:
-                    data = known[blob]
-                else:
-                    data, error = load_item(objs, type_name, blob)
-                session.add(
-                    ItemRow(
-                        ref=ref, type=type_name, slug=slug, blob=blob, sha=sha, data=data,
-                        error=error,
-                    )
-                )  # fmt: skip
+            if updated.rowcount == 0:  # type: ignore[attr-defined]
+                session.execute(
+                    insert(ItemRow).values(ref=ref, type=type_name, slug=slug, **values)
+                )
     if entries:
         head = entries[-1].commit.sha
         if head_row is None:
@@ -383,6 +385,10 @@ def record(
     result.commits += len(entries)
     result.changes += len(change_rows)
     return result
+
+
+# plain SQL statements: the ORM need not look for the rows among the objects it has loaded
+_CORE = {"synchronize_session": False}
 
 
 def _insert_many(session: Session, model: type[IndexBase], rows: list[dict[str, Any]]) -> None:
