@@ -1,8 +1,9 @@
 """The one place where the git store, the SQL index and the write lock meet.
 
-Views call this module and nothing below it. Every write follows one path (`_write`): lock,
-catch the index up, check the item's blob id against If-Match, write blob, trees and commit,
-move the ref by compare-and-swap, index the commit, unlock.
+Views call this module and nothing below it. Every write follows one path (`_write`): check the
+item's blob id against If-Match and store the new blob; lock, catch the index up, confirm the
+item is still that version (or check again), write trees and commit, move the ref by
+compare-and-swap, index the commit, unlock.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,27 @@ class Edit:
     absent_ok: bool = False  # a revert may re-create a deleted item (If-Match: the zero id)
     subject_suffix: str = ""
     trailers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A write worked out against one head: the item there, and its new version."""
+
+    head: str | None
+    tree: str | None
+    current_blob: str | None
+    current: Item | None
+    new_data: dict[str, Any] | None
+    raw: bytes | None
+    new_blob: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.new_blob != self.current_blob
+
+    def unchanged(self) -> WriteResult:
+        assert self.head is not None and self.current is not None
+        return WriteResult(self.current, self.head, changed=False)
 
 
 @dataclass(frozen=True)
@@ -432,48 +454,43 @@ class ContentService:
         actor: Actor,
         reason: str | None,
     ) -> WriteResult:
-        """The write path: every change to content goes through here."""
+        """The write path: every change to content goes through here.
+
+        The new version is worked out and its blob stored before the lock (it depends only on
+        the item's current version); under the lock, that version is confirmed at the head
+        (or the work is done again if someone changed the item meanwhile), and only the trees,
+        the commit, the ref and the index are written there.
+        """
         if not edit.create and edit.if_match is None:
             raise PreconditionRequired(
                 "This write needs If-Match with the item's ETag (GET it first)."
             )
         message_reason = clean_reason(reason)
         path = ctype.path(slug)
+        plan = self._plan_unlocked(ctype, slug, make, edit)
+        if plan is not None and not plan.changed:
+            return plan.unchanged()
         with self.locked() as session:
             index.sync_ref(session, self.store, MAIN)
             head = self.store.read_ref(MAIN)
             with self.store.objects() as objs:
-                tree = objs.read_commit(head).tree if head else None
-                current_blob = objs.blob_at(tree, path) if tree else None
-                current = self._indexed(session, ctype, slug, current_blob) or self._current(
-                    objs, ctype, slug, current_blob
-                )
-                if edit.create and current is not None:
-                    raise Conflict(f"{ctype.name}/{slug} already exists.", etag=current_blob)
-                if not edit.create:
-                    if current is None and not edit.absent_ok:
-                        raise NotFound(f"No {ctype.name} item '{slug}'.")
-                    if edit.if_match != (current_blob or ZERO):
-                        raise StaleETag(
-                            current.as_json() if current else None, current_blob or ZERO
-                        )
-                new_data = make(current.data if current else None)
-                if new_data is not None:
-                    self._check_links(session, ctype, new_data)
-                else:
-                    self._check_unreferenced(session, ctype, slug)
-                raw = canonical_yaml(new_data) if new_data is not None else None
-                new_blob = blob_id(raw) if raw is not None else None
-                if new_blob == current_blob:
-                    assert head is not None and current is not None
-                    return WriteResult(current, head, changed=False)
-                if raw is not None:
-                    objs.write_blob(raw)
+                if plan is None or plan.head != head:
+                    tree = objs.read_commit(head).tree if head else None
+                    current_blob = objs.blob_at(tree, path) if tree else None
+                    if plan is not None and plan.current_blob == current_blob:
+                        # only other items changed: they may be what this one links to
+                        self._check_links_of(session, ctype, slug, plan.new_data)
+                        plan = replace(plan, head=head, tree=tree)
+                    else:
+                        plan = self._plan(session, objs, ctype, slug, make, edit, head)
+                        if not plan.changed:
+                            return plan.unchanged()
+                        self._store_blob(objs, plan)
                 info = self._commit(
                     objs,
                     MAIN,
                     head,
-                    objs.tree_with_changes(tree, {path: new_blob}),
+                    objs.tree_with_changes(plan.tree, {path: plan.new_blob}),
                     [head] if head else [],
                     actor,
                     f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}",
@@ -481,16 +498,71 @@ class ContentService:
                     [f"CMS-Action: {edit.action}", *edit.trailers],
                 )
             # we know exactly what changed: index it without asking git
+            new_blob, new_data = plan.new_blob, plan.new_data
             index.record(
                 session,
                 self.store,
                 MAIN,
-                [LogEntry(info, [(path, current_blob, new_blob)])],
+                [LogEntry(info, [(path, plan.current_blob, new_blob)])],
                 known={new_blob: new_data} if new_blob and new_data else None,
             )
-            commit = info.sha
         item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
-        return WriteResult(item, commit, changed=True)
+        return WriteResult(item, info.sha, changed=True)
+
+    def _plan_unlocked(
+        self,
+        ctype: ContentType,
+        slug: str,
+        make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        edit: Edit,
+    ) -> _Plan | None:
+        """The write worked out against the current head, without the lock; None when the index
+        lags behind git (a commit made by hand): then all of it is done under the lock."""
+        with self.read_session() as session:
+            indexed = session.get(RefHead, MAIN)
+            head = self.store.read_ref(MAIN)
+            if head is None or indexed is None or indexed.sha != head:
+                return None
+            with self.store.objects() as objs:
+                plan = self._plan(session, objs, ctype, slug, make, edit, head)
+                if plan.changed:
+                    self._store_blob(objs, plan)
+        return plan
+
+    def _plan(
+        self,
+        session: Session,
+        objs: ObjectAccess,
+        ctype: ContentType,
+        slug: str,
+        make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        edit: Edit,
+        head: str | None,
+    ) -> _Plan:
+        """Check the edit against the item at head and work out its new version."""
+        path = ctype.path(slug)
+        tree = objs.read_commit(head).tree if head else None
+        current_blob = objs.blob_at(tree, path) if tree else None
+        current = self._indexed(session, ctype, slug, current_blob) or self._current(
+            objs, ctype, slug, current_blob
+        )
+        if edit.create and current is not None:
+            raise Conflict(f"{ctype.name}/{slug} already exists.", etag=current_blob)
+        if not edit.create:
+            if current is None and not edit.absent_ok:
+                raise NotFound(f"No {ctype.name} item '{slug}'.")
+            if edit.if_match != (current_blob or ZERO):
+                raise StaleETag(current.as_json() if current else None, current_blob or ZERO)
+        new_data = make(current.data if current else None)
+        self._check_links_of(session, ctype, slug, new_data)
+        raw = canonical_yaml(new_data) if new_data is not None else None
+        new_blob = blob_id(raw) if raw is not None else None
+        return _Plan(head, tree, current_blob, current, new_data, raw, new_blob)
+
+    @staticmethod
+    def _store_blob(objs: ObjectAccess, plan: _Plan) -> None:
+        if plan.raw is not None:
+            objs.write_blob(plan.raw)
 
     # --- publishing and releases (admin) -----------------------------------------------------
 
@@ -727,6 +799,15 @@ class ContentService:
             return None
         data, error = index.load_item(objs, ctype.name, blob)
         return Item(ctype.name, slug, blob, data, error)
+
+    def _check_links_of(
+        self, session: Session, ctype: ContentType, slug: str, data: dict[str, Any] | None
+    ) -> None:
+        """A new version must link to existing items; a deleted item must not be linked to."""
+        if data is not None:
+            self._check_links(session, ctype, data)
+        else:
+            self._check_unreferenced(session, ctype, slug)
 
     def _check_links(
         self,

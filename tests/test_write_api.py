@@ -362,3 +362,80 @@ def test_every_write_is_indexed_at_once(
     etag = etag_of(client, PERSON, editor)
     patch(client, PERSON, {"affiliation": "Somewhere"}, editor, etag)
     assert svc.check() == []
+
+
+# --- the write path works the new version out before the lock: what lands in between -------
+
+
+def _meanwhile(monkeypatch: pytest.MonkeyPatch, svc: ContentService, other_write: Any) -> list[str]:
+    """Run other_write once, after the next write has planned (unlocked) and before it locks."""
+    original = svc._plan_unlocked
+    done: list[str] = []
+
+    def plan_then_interleave(*args: Any, **kwargs: Any) -> Any:
+        plan = original(*args, **kwargs)
+        if not done:
+            done.append("x")
+            other_write()
+        return plan
+
+    monkeypatch.setattr(svc, "_plan_unlocked", plan_then_interleave)
+    return done
+
+
+def test_an_edit_of_another_item_in_between_is_kept(
+    client: FlaskClient, editor: dict[str, str], repo: Path, svc: ContentService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    person_etag = etag_of(client, PERSON, editor)
+    workshop_etag = etag_of(client, WORKSHOP, editor)
+    _meanwhile(monkeypatch, svc, lambda: patch(client, PERSON, {"bio": "B"}, editor, person_etag))
+    r = patch(client, WORKSHOP, {"location": "Vancouver, Canada"}, editor, workshop_etag)
+    assert r.status_code == 200
+    # both commits, in order, each changing its own file; the index agrees with git
+    subjects = git(repo, "log", "-2", "--format=%s", "main").split("\n")[:2]
+    assert subjects == ["Update workshops/terrabytes-icml25", "Update people/valentin-barriere"]
+    assert "bio: B" in git(repo, "show", "main:people/valentin-barriere.yaml")
+    assert "Vancouver, Canada" in git(repo, "show", "main:workshops/terrabytes-icml25.yaml")
+    assert svc.check() == []
+
+
+def test_an_edit_of_the_same_item_in_between_wins(
+    client: FlaskClient, editor: dict[str, str], repo: Path, svc: ContentService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    etag = etag_of(client, PERSON, editor)
+    _meanwhile(monkeypatch, svc, lambda: patch(client, PERSON, {"bio": "first"}, editor, etag))
+    r = patch(client, PERSON, {"bio": "second"}, editor, etag)
+    assert r.status_code == 412
+    assert r.get_json()["current"]["bio"] == "first"
+    assert "bio: first" in git(repo, "show", "main:people/valentin-barriere.yaml")
+    assert git(repo, "log", "-1", "--format=%s", "main").strip() == (
+        "Update people/valentin-barriere"
+    )
+    assert svc.check() == []
+
+
+def test_a_link_removed_in_between_is_refused(
+    client: FlaskClient, editor: dict[str, str], repo: Path, svc: ContentService,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    r = client.post("/api/v1/people", json={"name": "Eve"}, headers=editor)
+    assert r.status_code == 201
+    eve_etag = r.headers["ETag"]
+    before = head(repo)
+    organizers = client.get(WORKSHOP + "?ref=main", headers=editor).get_json()["organizers"]
+    _meanwhile(
+        monkeypatch, svc,
+        lambda: client.delete("/api/v1/people/eve", headers={**editor, "If-Match": eve_etag}),
+    )  # fmt: skip
+    r = patch(
+        client, WORKSHOP, {"organizers": [*organizers, "eve"]}, editor,
+        etag_of(client, WORKSHOP, editor),
+    )  # fmt: skip
+    assert r.status_code == 422
+    assert "eve" in json.dumps(r.get_json()["errors"])
+    # the delete landed, the workshop did not change
+    assert git(repo, "log", "-1", "--format=%s", "main").strip() == "Delete people/eve"
+    assert git(repo, "rev-parse", "main^").strip() == before
+    assert svc.check() == []
