@@ -6,6 +6,7 @@ rebuild) live in separate metadata, so a rebuild cannot lose a token.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
@@ -56,6 +58,12 @@ class RefHead(IndexBase):
     ref: Mapped[str] = mapped_column(String(200), primary_key=True)
     sha: Mapped[str] = mapped_column(String(40))
     seq: Mapped[int] = mapped_column(Integer)
+
+
+# the layout of the index tables: raise it when they change, and every existing index is
+# rebuilt from git on the next start (2: index_changes.item_seq)
+INDEX_SCHEMA = 2
+log = logging.getLogger(__name__)
 
 
 class CommitRow(IndexBase):
@@ -95,11 +103,20 @@ class ChangeRow(IndexBase):
     action: Mapped[str] = mapped_column(String(20))
     blob: Mapped[str | None] = mapped_column(String(40), nullable=True)
     old_blob: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # the nth change of this item on this ref (from 1): an item's history length in one seek
+    item_seq: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
         Index("ix_changes_item", "ref", "type", "slug", "seq"),
         Index("ix_changes_ref_seq", "ref", "seq"),
     )
+
+
+class SchemaRow(IndexBase):
+    """Which layout of the index tables this database holds (see INDEX_SCHEMA)."""
+
+    __tablename__ = "index_schema"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
 
 
 class ItemRow(IndexBase):
@@ -176,6 +193,32 @@ def create_tables(engine: Engine) -> None:
 
 def drop_index_tables(engine: Engine) -> None:
     IndexBase.metadata.drop_all(engine)
+
+
+def ensure_schema(engine: Engine, may_rebuild: bool = True) -> bool:
+    """Create the tables; an index laid out by another version of the CMS is dropped and made
+    again (it is derived: the catch-up rebuilds it from git). True when it was dropped.
+    Rebuilding needs the write lock; without it (may_rebuild=False) only a new, empty index
+    is stamped with the version."""
+    create_tables(engine)
+    with engine.connect() as conn:
+        version = conn.scalar(select(func.max(SchemaRow.version)))
+        empty = conn.execute(select(RefHead.ref).limit(1)).first() is None
+    if version != INDEX_SCHEMA and not empty and not may_rebuild:
+        return False
+    rebuilt = version != INDEX_SCHEMA and not empty
+    if rebuilt:
+        log.warning("index schema %s, expected %s: rebuilding it from git", version, INDEX_SCHEMA)
+        drop_index_tables(engine)
+        create_tables(engine)
+    if version != INDEX_SCHEMA:
+        try:
+            with engine.begin() as conn:
+                conn.execute(delete(SchemaRow))
+                conn.execute(insert(SchemaRow).values(version=INDEX_SCHEMA))
+        except IntegrityError:  # another worker recorded it at the same time
+            pass
+    return rebuilt
 
 
 # --- deriving the index from git ------------------------------------------------------------
@@ -265,6 +308,8 @@ class CatchUpResult:
         self.commits = 0
         self.changes = 0
         self.rebuilt = False
+        # the ref's row once read: a `record` given this result needs no query for it
+        self.head_row: RefHead | None = None
 
 
 def sync_ref(
@@ -276,11 +321,11 @@ def sync_ref(
     """Bring the index of one ref up to its head in git. Caller holds the write lock."""
     result = CatchUpResult()
     head = store.read_ref(ref)
-    known = session.get(RefHead, ref)
+    known = result.head_row = session.get(RefHead, ref)
     if head is None:
         if known is not None:
             _clear_ref(session, ref)
-            result.rebuilt = True
+            result.rebuilt, result.head_row = True, None
         return result
     if known is not None and known.sha == head:
         return result
@@ -288,7 +333,7 @@ def sync_ref(
     if entries is None:  # the ref was rewritten: the indexed commit is not on its line
         _clear_ref(session, ref)
         session.flush()
-        known, result.rebuilt = None, True
+        known, result.rebuilt, result.head_row = None, True, None
         entries = store.first_parent_log(head, None) or []
     return record(session, store, ref, entries, progress, result)
 
@@ -307,7 +352,7 @@ def record(
     known: blob id -> canonical data the caller already validated (no need to parse it again).
     """
     result = result or CatchUpResult()
-    head_row = session.get(RefHead, ref)
+    head_row = result.head_row or session.get(RefHead, ref)
     seq = head_row.seq if head_row else -1
     items: dict[tuple[str, str], tuple[str | None, str]] = {}
     commit_rows: list[dict[str, Any]] = []
@@ -353,6 +398,7 @@ def record(
             items[key] = (new, commit.sha)
         if progress and (n % 1000 == 0 or n == len(entries)):
             progress(n, len(entries))
+    _number_item_changes(session, ref, change_rows, fresh=head_row is None)
     _insert_many(session, CommitRow, commit_rows)
     _insert_many(session, ChangeRow, change_rows)
     with store.objects() as objs:
@@ -378,13 +424,38 @@ def record(
     if entries:
         head = entries[-1].commit.sha
         if head_row is None:
-            session.add(RefHead(ref=ref, sha=head, seq=seq))
+            head_row = RefHead(ref=ref, sha=head, seq=seq)
+            session.add(head_row)
         else:
             head_row.sha, head_row.seq = head, seq
     session.flush()
+    result.head_row = head_row
     result.commits += len(entries)
     result.changes += len(change_rows)
     return result
+
+
+def _number_item_changes(
+    session: Session, ref: str, change_rows: list[dict[str, Any]], fresh: bool
+) -> None:
+    """Set item_seq on new change rows: the last number of the item so far, plus one."""
+    last: dict[tuple[str, str], int] = {}
+    for row in change_rows:
+        key = (row["type"], row["slug"])
+        if key not in last:
+            last[key] = 0 if fresh else last_item_seq(session, ref, *key)
+        last[key] += 1
+        row["item_seq"] = last[key]
+
+
+def last_item_seq(session: Session, ref: str, type_name: str, slug: str) -> int:
+    query = (
+        select(ChangeRow.item_seq)
+        .where(ChangeRow.ref == ref, ChangeRow.type == type_name, ChangeRow.slug == slug)
+        .order_by(ChangeRow.seq.desc())
+        .limit(1)
+    )
+    return session.scalar(query) or 0
 
 
 # plain SQL statements: the ORM need not look for the rows among the objects it has loaded

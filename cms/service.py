@@ -222,7 +222,7 @@ class ContentService:
             log.warning("index file %s was replaced or deleted: rebuilding", self._sqlite_file)
             self.engine.dispose()
             self._snapshots.clear()
-        index.create_tables(self.engine)  # idempotent, and safe when two workers race
+        index.ensure_schema(self.engine, may_rebuild=False)  # safe when two workers race
         st = self._sqlite_file.stat()
         self._sqlite_inode = (st.st_dev, st.st_ino)
 
@@ -237,7 +237,8 @@ class ContentService:
     def bootstrap(self, seed_path: Path | None) -> None:
         """Create tables and the repository (importing the seed), then catch the index up."""
         with write_lock(self.lock_path, max(self.lock_timeout, 60)):
-            index.create_tables(self.engine)
+            if index.ensure_schema(self.engine):
+                self._snapshots.clear()
             if not self.store.exists() or self.store.read_ref(MAIN) is None:
                 self.store.init()
                 self._import_seed(seed_path)
@@ -294,7 +295,7 @@ class ContentService:
         """Drop the index tables and rebuild them from git alone (tokens are kept)."""
         with write_lock(self.lock_path, max(self.lock_timeout, 60)):
             index.drop_index_tables(self.engine)
-            index.create_tables(self.engine)
+            index.ensure_schema(self.engine)
         self._snapshots.clear()
         return self.catch_up(progress)
 
@@ -471,7 +472,7 @@ class ContentService:
         if plan is not None and not plan.changed:
             return plan.unchanged()
         with self.locked() as session:
-            index.sync_ref(session, self.store, MAIN)
+            synced = index.sync_ref(session, self.store, MAIN)
             head = self.store.read_ref(MAIN)
             with self.store.objects() as objs:
                 if plan is None or plan.head != head:
@@ -504,6 +505,7 @@ class ContentService:
                 self.store,
                 MAIN,
                 [LogEntry(info, [(path, plan.current_blob, new_blob)])],
+                result=synced,
                 known={new_blob: new_data} if new_blob and new_data else None,
             )
         item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None

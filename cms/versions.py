@@ -163,7 +163,6 @@ class Versions:
         self.svc.snapshot(ref)
         where = (ChangeRow.ref == ref, ChangeRow.type == ctype.name, ChangeRow.slug == slug)
         with self.svc.read_session() as session:
-            total = session.scalar(select(func.count()).select_from(ChangeRow).where(*where)) or 0
             rows = session.execute(
                 select(ChangeRow, CommitRow)
                 .join(
@@ -174,6 +173,11 @@ class Versions:
                 .offset((page - 1) * page_size)
                 .limit(page_size)
             ).all()
+            # the newest change's number is the length of the history: one seek, no count
+            if rows and page == 1:
+                total = rows[0][0].item_seq
+            else:
+                total = index.last_item_seq(session, ref, ctype.name, slug)
         if total == 0:
             raise NotFound(f"{ctype.name}/{slug} has no history on {short_ref(ref)}.")
         return [version_entry(change, commit) for change, commit in rows], total

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 from conftest import git
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 from test_write_api import etag_of
 
 from cms.app import create_app
-from cms.index import ChangeRow, CommitRow, RefHead
+from cms.index import INDEX_SCHEMA, ChangeRow, CommitRow, RefHead, SchemaRow
 from cms.service import MAIN, PUBLISHED, ContentService
 
 ALL_TYPES = ("workshops", "people", "talks", "references")
@@ -159,3 +160,64 @@ def test_files_outside_the_content_layout_are_ignored(
     hand_commit(repo, tmp_path, "unknown/x.yaml", "a: 1\n", "Unknown type")
     assert len(client.get("/api/v1/people?ref=main", headers=editor).get_json()) == 1
     assert svc.check() == []
+
+
+def _history_total(client: FlaskClient, url: str, auth: dict[str, str], **params: int) -> int:
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    r = client.get(f"{url}/history?ref=main&{query}", headers=auth)
+    assert r.status_code == 200, r.get_json()
+    return int(json.loads(r.headers["X-Pagination"])["total"])
+
+
+def test_history_totals_match_git_however_the_commits_came(
+    client: FlaskClient, repo: Path, tmp_path: Path, editor: dict[str, str], svc: ContentService
+) -> None:
+    person = "/api/v1/people/valentin-barriere"
+    for n in range(3):
+        etag = etag_of(client, person, editor)
+        client.patch(person, json={"bio": f"v{n}"}, headers={**editor, "If-Match": etag})
+        client.post("/api/v1/talks", json={"title": f"Talk {n}"}, headers=editor)
+    # by hand, then through the API again: the catch-up numbers the hand commit too
+    hand_commit(repo, tmp_path, "people/valentin-barriere.yaml",
+                git(repo, "show", "main:people/valentin-barriere.yaml").replace("v2", "hand"),
+                "Edit by hand")  # fmt: skip
+    talk = "/api/v1/talks/talk-0"
+    r = client.delete(talk, headers={**editor, "If-Match": etag_of(client, talk, editor)})
+    assert r.status_code == 204
+
+    def from_git(path: str) -> int:
+        return len(git(repo, "log", "--first-parent", "--format=%H", "main", "--", path).split())
+
+    def totals() -> list[int]:
+        return [
+            _history_total(client, person, editor),
+            _history_total(client, person, editor, page=2, page_size=2),
+            _history_total(client, talk, editor),  # a deleted item keeps its history
+        ]
+
+    expected = [from_git("people/valentin-barriere.yaml")] * 2 + [from_git("talks/talk-0.yaml")]
+    assert expected == [5, 5, 2]  # seed, 3 edits, by hand; created, deleted
+    assert totals() == expected
+    svc.reindex()
+    assert totals() == expected
+
+
+def test_an_index_of_another_layout_is_rebuilt_on_start(
+    config: dict[str, object], app: Flask, svc: ContentService, editor: dict[str, str]
+) -> None:
+    client = app.test_client()
+    client.post("/api/v1/talks", json={"title": "Keynote"}, headers=editor)
+    with svc.write_session() as s:  # as an older CMS would have left it
+        s.execute(delete(SchemaRow))
+        s.execute(update(ChangeRow).values(item_seq=0))
+    svc.engine.dispose()
+    again = create_app(config)
+    svc2: ContentService = again.extensions["cms"]
+    with svc2.read_session() as s:
+        assert s.scalar(select(SchemaRow.version)) == INDEX_SCHEMA
+        assert s.scalar(select(func.min(ChangeRow.item_seq))) == 1
+    assert svc2.check() == []
+    # the tokens survived the rebuild
+    r = again.test_client().get("/api/v1/talks/keynote?ref=main", headers=editor)
+    assert r.status_code == 200
+    svc2.engine.dispose()
