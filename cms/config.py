@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     # rate limits (Flask-Limiter): in memory per worker, or shared through e.g. redis://
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_KEY_PREFIX": "cms",  # tells the counters of several sites in one Redis apart
     "RATELIMIT_AUTH_FAILURES": "300/minute",
     "RATELIMIT_WRITES": "1200/minute",
     # the API and its spec

@@ -127,7 +127,7 @@ def init_app(app: Flask) -> Limiter:
         headers_enabled=True,
         retry_after="delta-seconds",
         enabled=bool(app.config["RATELIMIT_ENABLED"]),
-        key_prefix="cms",
+        key_prefix=app.config["RATELIMIT_KEY_PREFIX"],
     )
 
     # Neither limit can apply to a public read (no credentials to fail, no write to count), and

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -42,6 +45,45 @@ def test_rate_limits_answer_429_with_retry_after(config: dict[str, Any]) -> None
         )
     finally:
         app.extensions["cms"].engine.dispose()
+
+
+REDIS_URL = os.environ.get("CMS_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def test_rate_limits_are_shared_through_redis(config: dict[str, Any]) -> None:
+    """Two processes (two apps; in memory each would count alone) with one Redis count failed
+    authentications together."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"Redis at {REDIS_URL} is unreachable under CI: {exc}")
+        pytest.skip(f"Redis is not reachable at {REDIS_URL} (CI=true makes this fail)")
+    shared = {
+        **config,
+        "RATELIMIT_STORAGE_URI": REDIS_URL,
+        "RATELIMIT_KEY_PREFIX": f"cms-test-{uuid.uuid4().hex}",  # this test's counters only
+        "RATELIMIT_AUTH_FAILURES": "4/minute",
+    }
+    first = create_app(shared)
+    second = create_app(shared)
+    bad = {"Authorization": "Bearer cms_" + "x" * 43}
+    try:
+        statuses = [
+            app.test_client().get("/api/v1/people", headers=bad).status_code
+            for app in (first, second, first, second, first, second)
+        ]
+        assert statuses == [401, 401, 401, 401, 429, 429]
+        assert second.test_client().get("/api/v1/people").status_code == 200  # no token: free
+    finally:
+        for app in (first, second):
+            app.extensions["cms"].engine.dispose()
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(f"{shared['RATELIMIT_KEY_PREFIX']}*"))
+        if keys:
+            client.delete(*keys)
 
 
 def test_request_ids_and_security_headers(client: FlaskClient) -> None:
