@@ -15,6 +15,7 @@ import logging
 import os
 import re
 import subprocess
+import tempfile
 import time
 import zlib
 from collections.abc import Iterator, Mapping
@@ -140,6 +141,32 @@ def run_git(git_dir: Path, *args: str, input: bytes | None = None) -> bytes:
     if proc.returncode != 0:
         raise StoreError(f"git {args[0]} failed: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout
+
+
+def stream_git(git_dir: Path, separator: bytes, *args: str) -> Iterator[bytes]:
+    """Run git and yield its output split at separator while it is still writing, so that
+    parsing one part overlaps git producing the next."""
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(
+            ["git", f"--git-dir={git_dir}", *args],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            env=git_env(),
+        )
+        assert proc.stdout is not None
+        try:
+            pending = b""
+            while block := os.read(proc.stdout.fileno(), 1 << 16):
+                *done, pending = (pending + block).split(separator)
+                yield from done
+            yield pending
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        if code != 0:
+            errors.seek(0)
+            message = errors.read().decode(errors="replace").strip()
+            raise StoreError(f"git {args[0]} failed: {message}")
 
 
 class GitStore:
@@ -281,12 +308,13 @@ class GitStore:
         from the ref files are passed to git, never a client string.
         """
         assert HEX40.match(head) and (stop is None or HEX40.match(stop))
-        out = run_git(
-            self.path, "log", "--first-parent", "--reverse", "--raw", "--no-renames",
+        records = stream_git(
+            self.path, b"\x01", "log", "--first-parent", "--reverse", "--raw", "--no-renames",
             "--no-abbrev", "-z", f"--format={LOG_FORMAT}",
             head, *([f"^{stop}"] if stop else []), "--",
         )  # fmt: skip
-        entries = [_parse_log_entry(chunk) for chunk in out.split(b"\x01")[1:]]
+        next(records, None)  # what comes before the first separator: nothing
+        entries = [_parse_log_entry(chunk) for chunk in records]
         if stop is not None and (not entries or entries[0].commit.parents[:1] != (stop,)):
             return None
         return entries
