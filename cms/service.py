@@ -8,7 +8,6 @@ compare-and-swap, index the commit, unlock.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -40,6 +39,7 @@ from cms.store.git import (
     ObjectAccess,
     RefMoved,
     StoreError,
+    object_id,
     safe_tag_name,
 )
 from cms.store.lock import write_lock
@@ -115,7 +115,7 @@ class WriteResult:
 
 
 def blob_id(data: bytes) -> str:
-    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+    return object_id("blob", data)[0]
 
 
 def slugify(text: str) -> str:

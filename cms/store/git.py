@@ -308,6 +308,8 @@ class GitStore:
         from the ref files are passed to git, never a client string.
         """
         assert HEX40.match(head) and (stop is None or HEX40.match(stop))
+        if head == stop:
+            return []
         records = stream_git(
             self.path, b"\x01", "log", "--first-parent", "--reverse", "--raw", "--no-renames",
             "--no-abbrev", "-z", f"--format={LOG_FORMAT}",
@@ -326,41 +328,39 @@ class GitStore:
         """Object access for one unit of work; nothing stays open after it."""
         odb = GitDB(str(self.path / "objects"))
         try:
-            yield ObjectAccess(odb, self.path / "objects")
+            yield GitObjects(odb, self.path / "objects")
         finally:
             del odb
 
 
 class ObjectAccess:
-    """Reads and writes objects in one repository's object database."""
+    """Reads and writes git objects: the object format lives here, once; where the objects
+    are kept (a repository's object database, or memory for the test twin) is up to the
+    subclass, which provides `_load` and `_store`."""
 
-    def __init__(self, odb: GitDB, objects_dir: Path) -> None:
-        self._odb = odb
-        self._dir = objects_dir
+    def __init__(self) -> None:
         self._trees: dict[str, dict[str, tuple[int, str]]] = {}  # objects never change
 
-    def _read(self, sha: str, kind: str) -> bytes:
-        try:
-            stream = self._odb.stream(bytes.fromhex(sha))
-        except BadObject:
-            # `git gc` may have packed it (and removed the loose copy) since we listed the packs
-            self._odb.update_cache(force=True)
-            try:
-                stream = self._odb.stream(bytes.fromhex(sha))
-            except BadObject as exc:
-                raise ObjectMissing(sha) from exc
-        except ValueError as exc:
-            raise ObjectMissing(sha) from exc
-        if stream.type != kind.encode():
-            raise ObjectMissing(f"{sha} is a {stream.type.decode()}, not a {kind}")
-        data: bytes = stream.read()
-        return data
+    def _load(self, sha: str) -> tuple[str, bytes]:
+        """(kind, content) of one object; ObjectMissing when there is none."""
+        raise NotImplementedError
+
+    def _store(self, kind: str, data: bytes) -> str:
+        """Keep one object (durably, before a ref may point at it); its id."""
+        raise NotImplementedError
 
     def has(self, sha: str) -> bool:
         try:
-            return bool(self._odb.has_object(bytes.fromhex(sha)))
-        except ValueError:
+            self._load(sha)
+        except ObjectMissing:
             return False
+        return True
+
+    def _read(self, sha: str, kind: str) -> bytes:
+        found, data = self._load(sha)
+        if found != kind:
+            raise ObjectMissing(f"{sha} is a {found}, not a {kind}")
+        return data
 
     def read_blob(self, sha: str) -> bytes:
         return self._read(sha, "blob")
@@ -378,15 +378,12 @@ class ObjectAccess:
     def peel_to_commit(self, sha: str) -> str:
         """The commit an annotated tag (or a chain of them) points to."""
         for _ in range(10):
-            try:
-                stream = self._odb.stream(bytes.fromhex(sha))
-            except (BadObject, ValueError) as exc:
-                raise ObjectMissing(sha) from exc
-            if stream.type == b"commit":
+            kind, data = self._load(sha)
+            if kind == "commit":
                 return sha
-            if stream.type != b"tag":
+            if kind != "tag":
                 break
-            sha = stream.read().split(b"\n", 1)[0].removeprefix(b"object ").decode()
+            sha = data.split(b"\n", 1)[0].removeprefix(b"object ").decode()
         raise ObjectMissing(f"{sha} does not lead to a commit")
 
     def read_commit(self, sha: str) -> CommitInfo:
@@ -410,43 +407,6 @@ class ObjectAccess:
             return None
         found = self.read_tree(entry[1]).get(name)
         return found[1] if found and found[0] != TREE_MODE else None
-
-    # writes: every object is fsynced before a ref may point at it
-
-    def _store(self, kind: str, data: bytes) -> str:
-        """Write one loose object as git does (zlib of "<kind> <size>\\0<data>", written to a
-        temporary file in its fan-out folder, fsynced, renamed into place, folder fsynced)."""
-        raw = b"%s %d\0" % (kind.encode(), len(data)) + data
-        sha = hashlib.sha1(raw, usedforsecurity=False).hexdigest()  # git's object id
-        folder = self._dir / sha[:2]
-        path = folder / sha[2:]
-        if path.exists():  # written before, perhaps by git with other fsync settings
-            _fsync_file(path)
-            _fsync_dir(folder)
-            return sha
-        try:
-            folder.mkdir()
-            _fsync_dir(self._dir)
-        except FileExistsError:
-            pass
-        # git's own prefix: `git prune` removes what a killed writer leaves behind
-        tmp = folder / f"tmp_obj_cms_{os.getpid()}_{next(_tmp_names)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
-        try:
-            view = memoryview(zlib.compress(raw))
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-            os.close(fd)
-            fd = -1
-            os.replace(tmp, path)
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            tmp.unlink(missing_ok=True)
-            raise
-        _fsync_dir(folder)
-        return sha
 
     def write_blob(self, data: bytes) -> str:
         return self._store("blob", data)
@@ -496,13 +456,10 @@ class ObjectAccess:
 
     def read_tag(self, sha: str) -> TagInfo | None:
         """An annotated tag's fields, or None when sha is not a tag object."""
-        try:
-            stream = self._odb.stream(bytes.fromhex(sha))
-        except (BadObject, ValueError) as exc:
-            raise ObjectMissing(sha) from exc
-        if stream.type != b"tag":
+        kind, data = self._load(sha)
+        if kind != "tag":
             return None
-        header, _, message = stream.read().decode("utf-8", "replace").partition("\n\n")
+        header, _, message = data.decode("utf-8", "replace").partition("\n\n")
         fields = dict(line.partition(" ")[::2] for line in header.split("\n"))
         m = _IDENT.match(fields.get("tagger", ""))
         return TagInfo(
@@ -530,6 +487,75 @@ class ObjectAccess:
         lines.append(f"committer {committer.signature(when)}")
         body = "\n".join(lines) + "\n\n" + message.rstrip("\n") + "\n"
         return self._store("commit", body.encode("utf-8"))
+
+
+class GitObjects(ObjectAccess):
+    """Objects in a repository's object database: read with GitPython's (loose and packed
+    objects, no process), written as loose objects the way git writes them."""
+
+    def __init__(self, odb: GitDB, objects_dir: Path) -> None:
+        super().__init__()
+        self._odb = odb
+        self._dir = objects_dir
+
+    def _load(self, sha: str) -> tuple[str, bytes]:
+        try:
+            binsha = bytes.fromhex(sha)
+            try:
+                stream = self._odb.stream(binsha)
+            except BadObject:
+                # `git gc` may have packed it (and removed the loose copy) since we listed packs
+                self._odb.update_cache(force=True)
+                stream = self._odb.stream(binsha)
+        except (BadObject, ValueError) as exc:
+            raise ObjectMissing(sha) from exc
+        return stream.type.decode(), stream.read()
+
+    def has(self, sha: str) -> bool:
+        try:
+            return bool(self._odb.has_object(bytes.fromhex(sha)))
+        except ValueError:
+            return False
+
+    def _store(self, kind: str, data: bytes) -> str:
+        """Write one loose object as git does (zlib of "<kind> <size>\\0<data>", written to a
+        temporary file in its fan-out folder, fsynced, renamed into place, folder fsynced)."""
+        sha, raw = object_id(kind, data)
+        folder = self._dir / sha[:2]
+        path = folder / sha[2:]
+        if path.exists():  # written before, perhaps by git with other fsync settings
+            _fsync_file(path)
+            _fsync_dir(folder)
+            return sha
+        try:
+            folder.mkdir()
+            _fsync_dir(self._dir)
+        except FileExistsError:
+            pass
+        # git's own prefix: `git prune` removes what a killed writer leaves behind
+        tmp = folder / f"tmp_obj_cms_{os.getpid()}_{next(_tmp_names)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+        try:
+            view = memoryview(zlib.compress(raw))
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.replace(tmp, path)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(folder)
+        return sha
+
+
+def object_id(kind: str, data: bytes) -> tuple[str, bytes]:
+    """git's id of an object, and the bytes it hashes ("<kind> <size>\\0<data>")."""
+    raw = b"%s %d\0" % (kind.encode(), len(data)) + data
+    return hashlib.sha1(raw, usedforsecurity=False).hexdigest(), raw
 
 
 def _fsync_file(path: Path) -> None:
