@@ -3,7 +3,7 @@
 Every scenario prints the CMS's figure, the baseline's, and their ratio; absolute numbers on a
 shared 2-core machine are noise, ratios are the result. Usage:
 
-    python tests/bench/bench.py [--quick | --smoke] [--output results.json]
+    python tests/bench/bench.py [--quick | --smoke] [--only reads,edits,...] [--output results.json]
 """
 
 from __future__ import annotations
