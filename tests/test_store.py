@@ -147,6 +147,13 @@ def test_a_ref_lock_left_by_a_killed_git_is_cleared(store: GitStore) -> None:
         c1 = c2
     # the reflog is written as git writes it: git itself reads it back
     assert git(store.path, "reflog", "show", "--format=%gs", "main").split("\n")[0] == "test"
+    # and `git reflog` (HEAD's) shows the same moves, as it would after a git commit
+    assert (
+        git(store.path, "reflog", "--format=%H").split()
+        == git(store.path, "reflog", "show", "--format=%H", "main").split()
+    )
+    store.update_ref_if_equals("refs/heads/published", c1, None, "publish")
+    assert len(git(store.path, "reflog", "--format=%H").split()) == 2  # another branch: no
     assert_fsck_clean(store.path)
 
 

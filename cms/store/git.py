@@ -264,7 +264,10 @@ class GitStore:
             os.fsync(fd)
             os.close(fd)
             fd = -1
-            self._log_ref(ref, old, new, reason, who or Identity("TerraBytes CMS", "cms@localhost"))
+            who = who or Identity("TerraBytes CMS", "cms@localhost")
+            self._log_ref(ref, old, new, reason, who)
+            if self._head_target() == ref:  # as git: HEAD's reflog follows its branch
+                self._log_ref("HEAD", old, new, reason, who)
             os.replace(lock, path)
             _fsync_dir(path.parent)
         except BaseException:
@@ -287,6 +290,13 @@ class GitStore:
                     deadline = time.monotonic() + patience
                 else:
                     time.sleep(0.01)
+
+    def _head_target(self) -> str | None:
+        try:
+            head = (self.path / "HEAD").read_text()
+        except OSError:
+            return None
+        return head.removeprefix("ref: ").strip() if head.startswith("ref: ") else None
 
     def _log_ref(self, ref: str, old: str | None, new: str, reason: str, who: Identity) -> None:
         """Append to the ref's reflog, as git does (core.logAllRefUpdates)."""
