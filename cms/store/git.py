@@ -3,8 +3,9 @@
 Objects are read in-process with GitPython's object database (no ``git cat-file`` process per
 request) and written as loose objects by a few lines of our own, as git writes them; refs are
 read from the ref files and moved by a compare-and-swap that follows git's own lock-file
-protocol, so the write path spawns no process either. `git log`
-serves the catch-up of many commits at once; `git fsck`, `gc` and `http-backend` run as git.
+protocol, so the write path spawns no process either. One streamed `git log` serves the
+catch-up of many commits at once; `git fsck`, `gc` and `http-backend` run as git. Its twin in
+memory, for tests, is store/memory.py.
 """
 
 from __future__ import annotations
