@@ -237,8 +237,7 @@ class ContentService:
     def bootstrap(self, seed_path: Path | None) -> None:
         """Create tables and the repository (importing the seed), then catch the index up."""
         with write_lock(self.lock_path, max(self.lock_timeout, 60)):
-            if index.ensure_schema(self.engine):
-                self._snapshots.clear()
+            index.ensure_schema(self.engine)
             if not self.store.exists() or self.store.read_ref(MAIN) is None:
                 self.store.init()
                 self._import_seed(seed_path)
@@ -616,12 +615,10 @@ class ContentService:
                 item = self._current(objs, ctype, slug, draft)
                 if draft == public:
                     return WriteResult(item, pub or main, changed=False)
-                if item is not None:
-                    if item.error is not None or item.data is None:
-                        raise Conflict(f"The draft of {path} is invalid: {item.error}")
-                    self._check_links(session, ctype, item.data, PUBLISHED, "publish them first")
-                else:
-                    self._check_unreferenced(session, ctype, slug, PUBLISHED)
+                if item is not None and (item.error is not None or item.data is None):
+                    raise Conflict(f"The draft of {path} is invalid: {item.error}")
+                data = item.data if item is not None else None
+                self._check_links_of(session, ctype, slug, data, PUBLISHED, "publish them first")
                 commit = self._commit(
                     objs,
                     PUBLISHED,
@@ -803,13 +800,19 @@ class ContentService:
         return Item(ctype.name, slug, blob, data, error)
 
     def _check_links_of(
-        self, session: Session, ctype: ContentType, slug: str, data: dict[str, Any] | None
+        self,
+        session: Session,
+        ctype: ContentType,
+        slug: str,
+        data: dict[str, Any] | None,
+        ref: str = MAIN,
+        hint: str = "",
     ) -> None:
         """A new version must link to existing items; a deleted item must not be linked to."""
         if data is not None:
-            self._check_links(session, ctype, data)
+            self._check_links(session, ctype, data, ref, hint)
         else:
-            self._check_unreferenced(session, ctype, slug)
+            self._check_unreferenced(session, ctype, slug, ref)
 
     def _check_links(
         self,
