@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from cms import index
@@ -161,14 +161,9 @@ class Versions:
         self, ref: str, ctype: ContentType, slug: str, page: int, page_size: int
     ) -> tuple[list[dict[str, Any]], int]:
         self.svc.snapshot(ref)
-        where = (ChangeRow.ref == ref, ChangeRow.type == ctype.name, ChangeRow.slug == slug)
         with self.svc.read_session() as session:
             rows = session.execute(
-                select(ChangeRow, CommitRow)
-                .join(
-                    CommitRow, (CommitRow.ref == ChangeRow.ref) & (CommitRow.sha == ChangeRow.sha)
-                )
-                .where(*where)
+                _item_changes(ref, ctype, slug)
                 .order_by(ChangeRow.seq.desc(), ChangeRow.id.desc())
                 .offset((page - 1) * page_size)
                 .limit(page_size)
@@ -292,15 +287,9 @@ class Versions:
     def blame(self, ref: str, ctype: ContentType, slug: str) -> dict[str, Any]:
         """For each field of the current item, the change that last set its value."""
         item, _ = self.svc.get_item(ref, ctype, slug)
-        where = (ChangeRow.ref == ref, ChangeRow.type == ctype.name, ChangeRow.slug == slug)
         with self.svc.read_session() as session:
             rows = session.execute(
-                select(ChangeRow, CommitRow)
-                .join(
-                    CommitRow, (CommitRow.ref == ChangeRow.ref) & (CommitRow.sha == ChangeRow.sha)
-                )
-                .where(*where)
-                .order_by(ChangeRow.seq, ChangeRow.id)
+                _item_changes(ref, ctype, slug).order_by(ChangeRow.seq, ChangeRow.id)
             ).all()
         owners: dict[str, dict[str, Any]] = {}
         previous: dict[str, Any] | None = None
@@ -390,3 +379,12 @@ def change_entry(r: ChangeRow) -> dict[str, Any]:
 
 def version_entry(change: ChangeRow, commit: CommitRow) -> dict[str, Any]:
     return {**commit_entry(commit), "action": change.action, "etag": change.blob}
+
+
+def _item_changes(ref: str, ctype: ContentType, slug: str) -> Select[tuple[ChangeRow, CommitRow]]:
+    """Every change of one item on a ref, each with its commit."""
+    return (
+        select(ChangeRow, CommitRow)
+        .join(CommitRow, (CommitRow.ref == ChangeRow.ref) & (CommitRow.sha == ChangeRow.sha))
+        .where(ChangeRow.ref == ref, ChangeRow.type == ctype.name, ChangeRow.slug == slug)
+    )
