@@ -42,6 +42,12 @@ from cms.types import TYPES
 
 REFS = ("refs/heads/main", "refs/heads/published")
 
+log = logging.getLogger(__name__)
+
+# the layout of the index tables: raise it when they change, and every existing index is
+# rebuilt from git on the next start (2: index_changes.item_seq)
+INDEX_SCHEMA = 2
+
 
 class IndexBase(DeclarativeBase):
     metadata = MetaData()
@@ -58,12 +64,6 @@ class RefHead(IndexBase):
     ref: Mapped[str] = mapped_column(String(200), primary_key=True)
     sha: Mapped[str] = mapped_column(String(40))
     seq: Mapped[int] = mapped_column(Integer)
-
-
-# the layout of the index tables: raise it when they change, and every existing index is
-# rebuilt from git on the next start (2: index_changes.item_seq)
-INDEX_SCHEMA = 2
-log = logging.getLogger(__name__)
 
 
 class CommitRow(IndexBase):
