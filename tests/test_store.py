@@ -209,15 +209,22 @@ def test_the_write_lock_waits_gives_up_and_leaks_nothing(tmp_path: Path) -> None
     assert open_fds() == fds
 
 
-def test_the_write_lock_excludes_threads_and_processes(tmp_path: Path) -> None:
+def test_the_write_lock_excludes_threads(tmp_path: Path) -> None:
+    """Contended, so the waiters' path (a helper thread blocked in flock) is what is tested;
+    processes are excluded by the same flock (test_concurrency.py runs real workers)."""
     lock = tmp_path / "repo.cms-lock"
     inside: list[int] = []
     overlaps: list[int] = []
+    waited: list[int] = []
 
     def worker() -> None:
         for _ in range(50):
+            start = time.monotonic()
             with write_lock(lock, timeout=30):
+                if time.monotonic() - start > 0.0005:
+                    waited.append(1)
                 inside.append(1)
+                time.sleep(0.001)  # hand the interpreter to the other threads while inside
                 if len(inside) > 1:
                     overlaps.append(1)
                 inside.pop()
@@ -227,4 +234,5 @@ def test_the_write_lock_excludes_threads_and_processes(tmp_path: Path) -> None:
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert not overlaps
+    assert len(inside) == 0 and not overlaps
+    assert waited  # the lock was contended: some waiter blocked and was handed it
