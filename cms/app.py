@@ -12,11 +12,12 @@ from flask_smorest import Api
 from cms import errors, frontend, middleware
 from cms.api import common, content, git_http, history, ops, site
 from cms.config import DEFAULTS, default_instance_path
-from cms.index import make_engine
-from cms.mirror import Mirror
+from cms.database import make_engine
 from cms.service import ContentService
-from cms.store.git import GitStore, Identity
-from cms.versions import Versions
+from cms.service.mirror import Mirror
+from cms.service.versions import Versions
+from cms.store.git import GitStore
+from cms.store.objects import Identity
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:

@@ -14,7 +14,7 @@ from flask import Flask
 from cms import auth
 from cms.app import create_app
 from cms.config import PROJECT_ROOT
-from cms.errors import CMSError
+from cms.errors import CMSError, RepositoryFailure
 from cms.service import ContentService
 
 
@@ -76,13 +76,11 @@ def check() -> None:
     """git fsck the repository and compare the index with git; non-zero exit on any difference."""
     app = create_app()
     svc = _service(app)
-    from cms.store.git import StoreError, run_git
-
     problems = []
     try:
-        run_git(svc.store.path, "fsck", "--strict", "--no-progress")
+        svc.fsck()
         click.echo("git fsck --strict: ok")
-    except StoreError as exc:
+    except RepositoryFailure as exc:
         problems.append(str(exc))
     problems += svc.check()
     for problem in problems:

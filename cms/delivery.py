@@ -11,7 +11,7 @@ import nh3
 from markdown_it import MarkdownIt
 from marshmallow import Schema, fields
 
-from cms.service import Item
+from cms.service.items import Item
 from cms.types import TYPES, ContentType
 
 _markdown = MarkdownIt("commonmark")

@@ -9,9 +9,7 @@ from flask import Flask, Response, jsonify
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLTimeoutError
 from werkzeug.exceptions import HTTPException, InternalServerError
-
-from cms.store.git import StoreError
-from cms.store.lock import LockTimeout
+from werkzeug.http import HTTP_STATUS_CODES
 
 log = logging.getLogger(__name__)
 
@@ -83,20 +81,8 @@ class InsufficientStorage(CMSError):
     headers = {"Retry-After": "30"}
 
 
-STATUS_NAMES = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    409: "Conflict",
-    410: "Gone",
-    412: "Precondition Failed",
-    422: "Unprocessable Entity",
-    428: "Precondition Required",
-    429: "Too Many Requests",
-    503: "Service Unavailable",
-    507: "Insufficient Storage",
-}
+class RepositoryFailure(Exception):
+    """The content repository could not be read or written: not the client's doing."""
 
 
 def error_response(
@@ -110,7 +96,7 @@ def error_response(
 ) -> Response:
     payload: dict[str, Any] = {
         "code": status,
-        "status": name or STATUS_NAMES.get(status, "Error"),
+        "status": name or HTTP_STATUS_CODES.get(status, "Error"),
         "message": message,
     }
     if errors:
@@ -150,14 +136,12 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 
 def handle_unexpected(exc: BaseException) -> Response:
-    if isinstance(exc, LockTimeout):
-        return handle_cms_error(Unavailable(str(exc)))
     if isinstance(exc, (OperationalError, DBAPIError, SQLTimeoutError)):
         log.error("database unavailable: %s", exc)
         return handle_cms_error(Unavailable("The database is unavailable; retry shortly."))
     if isinstance(exc, OSError) and exc.errno in (28, 122):  # ENOSPC, EDQUOT
         return handle_cms_error(InsufficientStorage("The server is out of disk space."))
-    if isinstance(exc, (StoreError, OSError)):
+    if isinstance(exc, (RepositoryFailure, OSError)):
         log.exception("repository unavailable")
         return handle_cms_error(Unavailable("The content repository is unavailable."))
     log.exception("unexpected error")

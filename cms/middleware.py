@@ -81,6 +81,10 @@ def _no_credentials() -> bool:
     return "Authorization" not in request.headers
 
 
+def _public_read() -> bool:
+    return _no_credentials() and _not_a_write()
+
+
 def configure_logging(enabled: bool) -> None:
     """One JSON line per request on `cms.access`; other CMS logs carry the request id too."""
     logger = logging.getLogger("cms")
@@ -130,15 +134,7 @@ def init_app(app: Flask) -> Limiter:
         key_prefix=app.config["RATELIMIT_KEY_PREFIX"],
     )
 
-    # Neither limit can apply to a public read (no credentials to fail, no write to count), and
-    # the limiter's own check costs a tenth of such a request: skip it before it starts.
-    check = limiter._check_request_limit
-    hooks = app.before_request_funcs.setdefault(None, [])
-
-    def check_unless_public_read() -> None:
-        if not (_no_credentials() and _not_a_write()):
-            check()
-
-    if check in hooks:
-        hooks[hooks.index(check)] = check_unless_public_read
+    # Neither limit can apply to a public read (no credentials to fail, no write to count):
+    # the limiter's public filter exempts it before any limit is looked at.
+    limiter.request_filter(_public_read)
     return limiter

@@ -246,7 +246,8 @@ class ReleaseSchema(Schema):
 # --- versions and audit -----------------------------------------------------------------------
 
 
-def _page_fields() -> dict[str, fields.Field]:
+def page_fields(what: str = "Entries") -> dict[str, fields.Field]:
+    """`page` and `page_size` of a paginated list of `what`."""
     return {
         "page": fields.Integer(
             load_default=1, validate=validate.Range(min=1, max=1_000_000),
@@ -254,7 +255,7 @@ def _page_fields() -> dict[str, fields.Field]:
         ),
         "page_size": fields.Integer(
             load_default=20, validate=validate.Range(min=1, max=100),
-            metadata={"description": "Entries per page, at most 100"},
+            metadata={"description": f"{what} per page, at most 100"},
         ),
     }  # fmt: skip
 
@@ -276,8 +277,8 @@ def _time_field(description: str) -> fields.String:
 
 class ItemHistoryQuerySchema(Schema):
     ref = _ref_field("main")
-    page = _page_fields()["page"]
-    page_size = _page_fields()["page_size"]
+    page = page_fields()["page"]
+    page_size = page_fields()["page_size"]
 
 
 class DiffQuerySchema(Schema):
@@ -310,8 +311,8 @@ class AuditQuerySchema(Schema):
     )
     since = _time_field("Only commits at or after this time")
     until = _time_field("Only commits at or before this time")
-    page = _page_fields()["page"]
-    page_size = _page_fields()["page_size"]
+    page = page_fields()["page"]
+    page_size = page_fields()["page_size"]
 
 
 class ChangesQuerySchema(Schema):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from marshmallow import EXCLUDE, RAISE, Schema, fields, missing, validate
+from marshmallow import Schema, fields, missing, validate
 
 from cms import schemas as s
 
@@ -70,13 +70,14 @@ class ContentType:
                 required=True, metadata={"description": "Git blob id of the item's file"}
             ),
         }
-        schema = _derive(self.fields_schema, self.singular, extra=extra, output=True)
-        for name in self.markdown:  # the second shape: ?render=html adds sanitised HTML
-            schema._declared_fields[f"{name}_html"] = fields.String(
+        rendered = {  # the second shape: ?render=html adds sanitised HTML
+            f"{name}_html": fields.String(
                 allow_none=True,
                 metadata={"description": f"{name} rendered to sanitised HTML (?render=html)"},
             )
-        return schema
+            for name in self.markdown
+        }
+        return _derive(self.fields_schema, self.singular, extra=extra, after=rendered, output=True)
 
     @cached_property
     def filter_fields(self) -> tuple[str, ...]:
@@ -90,16 +91,7 @@ class ContentType:
     def query_schema_class(self) -> type[Schema]:
         sortable = ("slug", *self.filter_fields)
         extra: dict[str, fields.Field] = {
-            "page": fields.Integer(
-                load_default=1,
-                validate=validate.Range(min=1, max=1_000_000),
-                metadata={"description": "Page number, from 1"},
-            ),
-            "page_size": fields.Integer(
-                load_default=20,
-                validate=validate.Range(min=1, max=100),
-                metadata={"description": "Items per page, at most 100"},
-            ),
+            **s.page_fields("Items"),
             "sort": fields.String(
                 load_default="slug",
                 validate=validate.OneOf([*sortable, *(f"-{n}" for n in sortable)]),
@@ -134,13 +126,15 @@ def _derive(
     name: str,
     *,
     extra: Mapping[str, fields.Field] | None = None,
+    after: Mapping[str, fields.Field] | None = None,
     patch: bool = False,
     output: bool = False,
 ) -> type[Schema]:
     """A schema class derived from base, with its own name in the spec.
 
     Inputs subclass base (keeping its field order and schema validators); a patch or an output
-    schema gets copies of base's fields with required and nullable adjusted.
+    schema gets copies of base's fields with required and nullable adjusted, between `extra`
+    and `after`. Unknown fields are an error on input; output only dumps.
     """
     if not (patch or output):
         return type(name, (base,), dict(extra or {}))
@@ -151,9 +145,8 @@ def _derive(
         f.allow_none = True if patch else f.allow_none
         f.load_default = missing
         own[fname] = f
-    schema_cls = Schema.from_dict(own, name=name)
-    schema_cls.Meta.unknown = EXCLUDE if output else RAISE
-    return schema_cls
+    own.update(after or {})
+    return Schema.from_dict(own, name=name)
 
 
 TYPES: dict[str, ContentType] = {
@@ -190,3 +183,12 @@ TYPES: dict[str, ContentType] = {
         ),
     )
 }
+
+
+def item_key(path: str) -> tuple[str, str] | None:
+    """(type, slug) for a path the CMS owns in the repository, None for any other file."""
+    folder, _, name = path.partition("/")
+    if folder not in TYPES or not name.endswith(".yaml") or "/" in name:
+        return None
+    slug = name[: -len(".yaml")]
+    return (folder, slug) if s.SLUG_RE.match(slug) and len(slug) <= s.SLUG_MAX else None

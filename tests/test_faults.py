@@ -23,7 +23,8 @@ from flask.testing import FlaskClient
 
 from cms.app import create_app
 from cms.service import ContentService
-from cms.store.git import ObjectAccess, StoreError
+from cms.store.errors import StoreError
+from cms.store.objects import ObjectAccess
 
 PERSON = "/api/v1/people/valentin-barriere"
 

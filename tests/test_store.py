@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import assert_fsck_clean, git
 
-from cms.store.git import GitStore, Identity, RefMoved
+from cms.store.errors import RefMoved
+from cms.store.git import GitStore
 from cms.store.lock import LockTimeout, write_lock
+from cms.store.objects import Identity
 
 ME = Identity("Test Author", "author@example.org")
 
@@ -46,7 +48,7 @@ def test_init_is_bare_and_durable(store: GitStore) -> None:
 
 def test_objects_match_what_git_computes(store: GitStore, tmp_path: Path) -> None:
     c1 = commit_files(store, {"people/a.yaml": "name: A\n", "talks/t.yaml": "title: T\n"}, None)
-    store.update_ref_if_equals("refs/heads/main", c1, None, "test")
+    store.update_ref_if_equals("refs/heads/main", c1, None, "test", ME)
     blob = git(store.path, "rev-parse", "main:people/a.yaml").strip()
     (tmp_path / "a.yaml").write_text("name: A\n")
     assert blob == git(store.path, "hash-object", str(tmp_path / "a.yaml")).strip()
@@ -55,9 +57,9 @@ def test_objects_match_what_git_computes(store: GitStore, tmp_path: Path) -> Non
         "talks/t.yaml",
     ]
     c2 = commit_files(store, {"people/a.yaml": None, "people/b.yaml": "name: B\n"}, c1)
-    store.update_ref_if_equals("refs/heads/main", c2, c1, "test")
+    store.update_ref_if_equals("refs/heads/main", c2, c1, "test", ME)
     c3 = commit_files(store, {"talks/t.yaml": None}, c2)
-    store.update_ref_if_equals("refs/heads/main", c3, c2, "test")
+    store.update_ref_if_equals("refs/heads/main", c3, c2, "test", ME)
     # an emptied folder disappears, as git itself would do it
     assert git(store.path, "ls-tree", "-r", "--name-only", "main").split() == ["people/b.yaml"]
     assert git(store.path, "log", "--format=%an <%ae>|%s", "main").split("\n")[0] == (
@@ -75,26 +77,26 @@ def test_objects_match_what_git_computes(store: GitStore, tmp_path: Path) -> Non
 def test_tree_entries_sort_like_git(store: GitStore) -> None:
     # "a-b" sorts before "a/" but a folder "a" compares as "a/": git fsck checks the order
     c = commit_files(store, {"a/x.yaml": "1\n", "a-b/y.yaml": "2\n", "a.b/z.yaml": "3\n"}, None)
-    store.update_ref_if_equals("refs/heads/main", c, None, "test")
+    store.update_ref_if_equals("refs/heads/main", c, None, "test", ME)
     assert_fsck_clean(store.path)
 
 
 def test_update_ref_is_a_compare_and_swap(store: GitStore) -> None:
     c1 = commit_files(store, {"people/a.yaml": "1\n"}, None)
-    store.update_ref_if_equals("refs/heads/main", c1, None, "test")
+    store.update_ref_if_equals("refs/heads/main", c1, None, "test", ME)
     with pytest.raises(RefMoved):
-        store.update_ref_if_equals("refs/heads/main", c1, None, "test")  # must not exist yet
+        store.update_ref_if_equals("refs/heads/main", c1, None, "test", ME)  # must not exist yet
     c2 = commit_files(store, {"people/a.yaml": "2\n"}, c1)
     c3 = commit_files(store, {"people/a.yaml": "3\n"}, c1)
-    store.update_ref_if_equals("refs/heads/main", c2, c1, "test")
+    store.update_ref_if_equals("refs/heads/main", c2, c1, "test", ME)
     with pytest.raises(RefMoved):
-        store.update_ref_if_equals("refs/heads/main", c3, c1, "test")  # lost the race
+        store.update_ref_if_equals("refs/heads/main", c3, c1, "test", ME)  # lost the race
     assert store.read_ref("refs/heads/main") == c2
 
 
 def test_refs_are_read_from_loose_and_packed_files(store: GitStore) -> None:
     c1 = commit_files(store, {"people/a.yaml": "1\n"}, None)
-    store.update_ref_if_equals("refs/heads/main", c1, None, "test")
+    store.update_ref_if_equals("refs/heads/main", c1, None, "test", ME)
     git(store.path, "pack-refs", "--all")
     assert not (store.path / "refs/heads/main").exists()
     assert store.read_ref("refs/heads/main") == c1
@@ -122,7 +124,7 @@ def _ppid(pid: str) -> int:
 
 def test_reads_leak_no_descriptors_or_processes(store: GitStore) -> None:
     c1 = commit_files(store, {"people/a.yaml": "1\n"}, None)
-    store.update_ref_if_equals("refs/heads/main", c1, None, "test")
+    store.update_ref_if_equals("refs/heads/main", c1, None, "test", ME)
     git(store.path, "gc", "--quiet")
     for _ in range(50):  # warm up
         with store.objects() as objs:
@@ -137,11 +139,11 @@ def test_reads_leak_no_descriptors_or_processes(store: GitStore) -> None:
 
 def test_a_ref_lock_left_by_a_killed_git_is_cleared(store: GitStore) -> None:
     c1 = commit_files(store, {"people/a.yaml": "1\n"}, None)
-    store.update_ref_if_equals("refs/heads/main", c1, None, "test")
+    store.update_ref_if_equals("refs/heads/main", c1, None, "test", ME)
     for name in ("refs/heads/main.lock",):  # a git command died holding it
         (store.path / name).write_text("")
         c2 = commit_files(store, {"people/a.yaml": name}, c1)
-        store.update_ref_if_equals("refs/heads/main", c2, c1, "test")
+        store.update_ref_if_equals("refs/heads/main", c2, c1, "test", ME)
         assert store.read_ref("refs/heads/main") == c2
         assert not (store.path / name).exists()
         c1 = c2
@@ -152,7 +154,7 @@ def test_a_ref_lock_left_by_a_killed_git_is_cleared(store: GitStore) -> None:
         git(store.path, "reflog", "--format=%H").split()
         == git(store.path, "reflog", "show", "--format=%H", "main").split()
     )
-    store.update_ref_if_equals("refs/heads/published", c1, None, "publish")
+    store.update_ref_if_equals("refs/heads/published", c1, None, "publish", ME)
     assert len(git(store.path, "reflog", "--format=%H").split()) == 2  # another branch: no
     assert_fsck_clean(store.path)
 

@@ -1,0 +1,1 @@
+"""The HTTP API: thin flask-smorest views over the service, one blueprint per resource."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Callable
 from typing import Any
 
 import flask_smorest
 from flask import Response, current_app, g, request
 from marshmallow import Schema, fields, validate
+from marshmallow.utils import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import BaseConverter, ValidationError
@@ -19,9 +19,8 @@ from cms import auth
 from cms.errors import Invalid, PreconditionRequired
 from cms.schemas import SLUG_MAX, SLUG_PATTERN, SLUG_RE, ErrorResponseSchema
 from cms.service import REASON_MAX, REF_NAMES, ContentService
-from cms.versions import Versions
+from cms.service.versions import Versions
 
-HEX40 = re.compile(r"^[0-9a-f]{40}$")
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 
 
@@ -30,29 +29,28 @@ class StrictJSONParser(FlaskParser):
 
     DEFAULT_VALIDATION_STATUS = 422
 
-    def _raw_load_json(self, req: Any) -> Any:
+    def load_json(self, req: Any, schema: Schema) -> Any:
+        """webargs' public hook for the JSON location: the body, strictly parsed."""
         if not is_json_request(req):
             raise UnsupportedMediaType(
                 f"Send the body as {' or '.join(JSON_TYPES)} (got {req.mimetype or 'none'})."
             )
         raw = req.get_data(cache=True)
+        if not raw:
+            return missing  # no body: the schema says what is required
         try:
             return json.loads(
                 raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant
             )
         except UnicodeDecodeError as exc:
-            raise json.JSONDecodeError(
-                f"Body is not UTF-8: {exc.reason}", "body", exc.start
-            ) from None
+            problem = f"Body is not UTF-8: {exc.reason}"
         except RecursionError:
-            raise json.JSONDecodeError("JSON nested too deeply", "body", 0) from None
-        except ValueError as exc:
-            if isinstance(exc, json.JSONDecodeError):
-                raise
-            raise json.JSONDecodeError(str(exc), "body", 0) from None
-
-    def _handle_invalid_json_error(self, error: Any, req: Any, *args: Any, **kwargs: Any) -> Any:
-        flask_smorest.abort(400, message=f"Malformed JSON body: {error.msg}.")
+            problem = "JSON nested too deeply"
+        except json.JSONDecodeError as exc:
+            problem = exc.msg
+        except ValueError as exc:  # a duplicate key or a NaN, from the hooks below
+            problem = str(exc)
+        flask_smorest.abort(400, message=f"Malformed JSON body: {problem}.")
 
 
 def _no_constant(name: str) -> Any:
@@ -130,20 +128,24 @@ def slug_param_schema(_converter: BaseConverter) -> dict[str, Any]:
     return {"type": "string", "pattern": SLUG_PATTERN, "maxLength": SLUG_MAX}
 
 
-class WriteHeadersSchema(Schema):
-    if_match = fields.String(
-        data_key="If-Match",
-        metadata={"description": "The item's ETag, as read (required on PUT, PATCH and DELETE)"},
-    )
-    reason = fields.String(
+def reason_header() -> fields.String:
+    return fields.String(
         data_key="X-Change-Reason",
         validate=validate.Length(max=REASON_MAX),
         metadata={"description": "Why: kept in the commit message (UTF-8, one line)"},
     )
 
 
+class WriteHeadersSchema(Schema):
+    if_match = fields.String(
+        data_key="If-Match",
+        metadata={"description": "The item's ETag, as read (required on PUT, PATCH and DELETE)"},
+    )
+    reason = reason_header()
+
+
 class ReasonHeadersSchema(Schema):
-    reason = WriteHeadersSchema._declared_fields["reason"]
+    reason = reason_header()
 
 
 # --- per request ---------------------------------------------------------------------------------
@@ -184,7 +186,7 @@ def actor() -> auth.Actor:
             g.actor = auth.ANONYMOUS  # no database round trip for the public site
         else:
             with service().read_session() as session:
-                g.actor = auth.authenticate(session, request)
+                g.actor = auth.authenticate(session, request.headers.get("Authorization"))
     result: auth.Actor = g.actor
     return result
 

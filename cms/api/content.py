@@ -45,8 +45,8 @@ from cms.schemas import (
     VersionSchema,
 )
 from cms.service import MAIN, PUBLISHED, WriteResult, filter_sort
+from cms.service.versions import Revision
 from cms.types import TYPES, ContentType
-from cms.versions import Revision
 
 WRITE_RESPONSE_HEADERS = {
     "ETag": {"description": "The item's new ETag (git blob id)", "schema": {"type": "string"}},

@@ -21,7 +21,6 @@ from flask import Blueprint, Response, request, stream_with_context
 from cms import auth
 from cms.api.common import service
 from cms.errors import Forbidden, NotFound, Unauthorized
-from cms.store.git import git_env
 
 blp = Blueprint("git", __name__, url_prefix="/git/content.git")
 
@@ -80,9 +79,9 @@ def _request_body() -> IO[bytes]:
 
 
 def _run_backend(subpath: str) -> Response:
-    repo = service().store.path
+    base_env, repo = service().git_backend_env()
     env = {
-        **git_env(),
+        **base_env,
         "GIT_PROJECT_ROOT": str(repo.parent),
         "GIT_HTTP_EXPORT_ALL": "1",
         "PATH_INFO": f"/{repo.name}/{subpath}",

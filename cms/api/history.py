@@ -28,8 +28,8 @@ from cms.schemas import (
     ChangesQuerySchema,
     CommitDetailSchema,
 )
+from cms.service.versions import HEX_REV, parse_time
 from cms.types import TYPES
-from cms.versions import HEX_REV, parse_time
 
 blp = Blueprint(
     "history", __name__, url_prefix="/api/v1", description="Audit: who, what, when, why"

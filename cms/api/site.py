@@ -31,8 +31,8 @@ from cms.schemas import (
     ReleaseSchema,
     RenderQuerySchema,
 )
+from cms.service.versions import HEX_REV
 from cms.types import TYPES
-from cms.versions import HEX_REV
 
 blp = Blueprint(
     "site", __name__, url_prefix="/api/v1", description="The public site and publishing"

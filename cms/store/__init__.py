@@ -1,0 +1,1 @@
+"""The git content store: objects, refs, the log stream, git itself, the lock, the twin."""

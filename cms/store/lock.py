@@ -15,9 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cms.errors import Unavailable
 
-class LockTimeout(Exception):
-    """Another writer held the lock for longer than we may wait."""
+
+class LockTimeout(Unavailable):
+    """Another writer held the lock for longer than we may wait: 503, retry shortly."""
 
     def __init__(self, waited: float) -> None:
         super().__init__(f"the repository is busy (waited {waited:.1f} s)")

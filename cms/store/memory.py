@@ -13,15 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from cms.store.git import (
-    HEX40,
-    Identity,
-    LogEntry,
-    ObjectAccess,
-    ObjectMissing,
-    RefMoved,
-    object_id,
-)
+from cms.store.errors import ObjectMissing, RefMoved
+from cms.store.log import LogEntry
+from cms.store.objects import HEX40, Identity, ObjectAccess, object_id
 
 
 class MemoryObjects(ObjectAccess):
@@ -60,6 +54,9 @@ class MemoryStore:
     def gc(self, auto: bool = False) -> None:
         """Nothing to pack."""
 
+    def fsck(self) -> None:
+        """Objects in memory are valid by construction."""
+
     def size(self) -> int:
         return sum(len(data) for _, data in self._objects.values())
 
@@ -72,7 +69,7 @@ class MemoryStore:
         return {name: sha for name, sha in self._refs.items() if name.startswith(prefix)}
 
     def update_ref_if_equals(
-        self, ref: str, new: str, old: str | None, reason: str, who: Identity | None = None
+        self, ref: str, new: str, old: str | None, reason: str, who: Identity
     ) -> None:
         assert HEX40.match(new) and (old is None or HEX40.match(old))
         with self._mutex:

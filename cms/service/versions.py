@@ -16,11 +16,21 @@ from sqlalchemy.orm import Session
 
 from cms import index
 from cms.errors import BadRequest, CMSError, NotFound
-from cms.index import ChangeRow, CommitRow, RefHead, iso_time
+from cms.index import ChangeRow, CommitRow, RefHead
 from cms.patches import json_patch, unified
-from cms.service import PUBLISHED, ContentService, Item
-from cms.store.git import HEX40, safe_tag_name
-from cms.types import TYPES, ContentType
+from cms.service import ContentService
+from cms.service.items import (
+    PUBLISHED,
+    Item,
+    diff_trees,
+    iso_time,
+    item_from_blob,
+    load_item,
+)
+from cms.service.messages import action_of, split_message
+from cms.service.publishing import safe_tag_name
+from cms.store.objects import HEX40
+from cms.types import TYPES, ContentType, item_key
 
 HEX_REV = re.compile(r"^[0-9a-f]{7,40}$")
 ALL_HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -124,9 +134,9 @@ class Versions:
             entry = objs.read_tree(tree).get(type_name)
             files = objs.read_tree(entry[1]) if entry else {}
             for name, (_mode, blob) in sorted(files.items()):
-                found = index.item_path(f"{type_name}/{name}")
+                found = item_key(f"{type_name}/{name}")
                 if found:
-                    data, error = index.load_item(objs, type_name, blob)
+                    data, error = load_item(objs, type_name, blob)
                     items[found[1]] = Item(type_name, found[1], blob, data, error)
         if len(self._trees) > 256:
             self._trees.clear()
@@ -144,11 +154,7 @@ class Versions:
     def _read_item_at(self, commit: str, ctype: ContentType, slug: str) -> Item | None:
         with self.svc.store.objects() as objs:
             tree = objs.read_commit(commit).tree
-            blob = objs.blob_at(tree, ctype.path(slug))
-            if blob is None:
-                return None
-            data, error = index.load_item(objs, ctype.name, blob)
-        return Item(ctype.name, slug, blob, data, error)
+            return item_from_blob(objs, ctype.name, slug, objs.blob_at(tree, ctype.path(slug)))
 
     def raw_at(self, commit: str, path: str) -> str:
         with self.svc.store.objects() as objs:
@@ -225,8 +231,8 @@ class Versions:
         with self.svc.store.objects() as objs:
             commit = objs.read_commit(full)
             parent_tree = objs.read_commit(commit.parents[0]).tree if commit.parents else None
-            file_changes = index.diff_trees(objs, parent_tree, commit.tree)
-        subject, reason, trailers = index.split_message(commit.message)
+            file_changes = diff_trees(objs, parent_tree, commit.tree)
+        subject, reason, trailers = split_message(commit.message)
         items = []
         patches = []
         for fc in file_changes:
@@ -237,7 +243,7 @@ class Versions:
                 {
                     "type": fc.type,
                     "slug": fc.slug,
-                    "action": index.action_of(fc, trailers),
+                    "action": action_of(fc.old_blob, fc.new_blob, trailers),
                     "etag": fc.new_blob,
                     "previous_etag": fc.old_blob,
                     "operations": json_patch(
@@ -298,7 +304,7 @@ class Versions:
                 if change.blob is None:
                     previous, owners = None, {}
                     continue
-                data, _error = index.load_item(objs, ctype.name, change.blob)
+                data, _error = load_item(objs, ctype.name, change.blob)
                 data = data or {}
                 for name in ctype.field_names:
                     value = data.get(name)

@@ -18,8 +18,9 @@ import threading
 import time
 from typing import Any
 
-from cms.store.git import GitStore, git_env
+from cms.store.git import GitStore
 from cms.store.lock import LockTimeout, write_lock
+from cms.store.process import git_env
 
 log = logging.getLogger(__name__)
 

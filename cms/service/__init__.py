@@ -1,0 +1,33 @@
+"""The one place where the git store, the SQL index and the write lock meet.
+
+Views call `ContentService` (and `Versions` for the past) and nothing below them. Each job has
+its module: writes.py (the one write path), publishing.py, integrity.py (links between items),
+maintenance.py (bootstrap, catch-up, reindex, check, readiness), messages.py (commit messages),
+versions.py (history, diffs, blame, feed), core.py (what they share), items.py (the content).
+"""
+
+from __future__ import annotations
+
+from cms.service.items import MAIN, PUBLISHED, REF_NAMES, REFS, Item, Snapshot, filter_sort
+from cms.service.maintenance import Maintenance
+from cms.service.messages import REASON_MAX
+from cms.service.publishing import Publishing
+from cms.service.writes import WriteResult, Writes
+
+
+class ContentService(Writes, Publishing, Maintenance):
+    """Everything views may ask of the content: reads, writes, publishing, maintenance."""
+
+
+__all__ = [
+    "MAIN",
+    "PUBLISHED",
+    "REASON_MAX",
+    "REFS",
+    "REF_NAMES",
+    "ContentService",
+    "Item",
+    "Snapshot",
+    "WriteResult",
+    "filter_sort",
+]

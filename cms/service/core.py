@@ -1,0 +1,280 @@
+"""What every part of the service shares: the store, the index's sessions, the write lock, the
+catch-up that carries commits from git into the index, commits, and the snapshot reads."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cms import auth, index
+from cms.auth import Actor
+from cms.errors import Conflict, NotFound
+from cms.index import CommitRecord, ItemChange, ItemRow, RefHead
+from cms.service.items import Item, Snapshot, filter_sort, item_from_blob, load_item
+from cms.service.messages import action_of, commit_message, split_message, token_id_of
+from cms.service.mirror import Mirror
+from cms.store.errors import StoreError
+from cms.store.git import GitStore
+from cms.store.lock import write_lock
+from cms.store.log import LogEntry
+from cms.store.objects import CommitInfo, Identity, ObjectAccess
+from cms.types import ContentType, item_key
+
+log = logging.getLogger(__name__)
+
+
+class ServiceBase:
+    """The state and the steps that writes, publishing, maintenance and reads all use."""
+
+    def __init__(
+        self,
+        store: GitStore,
+        engine: Engine,
+        committer: Identity,
+        lock_timeout: float = 10.0,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.committer = committer
+        self.lock_timeout = lock_timeout
+        self.lock_path = store.path.with_name(store.path.name + ".cms-lock")
+        read_engine = engine
+        if engine.dialect.name == "postgresql":
+            read_engine = engine.execution_options(isolation_level="REPEATABLE READ")
+        self._read_sessions = sessionmaker(read_engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(
+            engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+        )
+        self._snapshots: dict[str, Snapshot] = {}
+        self.mirror: Mirror | None = None  # set by create_app when CMS_MIRROR_URL is given
+        self.gc_every = 0  # run `git gc --auto` after this many commits by this process
+        self._commits_since_gc = 0
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._sqlite_file = Path(database) if database and database != ":memory:" else None
+        self._sqlite_inode: tuple[int, int] | None = None
+
+    # --- sessions and the lock ---------------------------------------------------------------
+
+    @contextmanager
+    def read_session(self) -> Iterator[Session]:
+        self._check_index_file()
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        self._check_index_file()
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    def _check_index_file(self) -> None:
+        """If the SQLite file was deleted or replaced under us, start over on the new one.
+
+        Pooled connections would go on using the deleted file; the index is rebuilt from git
+        by the catch-up on the next read. (Tokens lived in that file and are gone with it.)
+        """
+        if self._sqlite_file is None:
+            return
+        try:
+            st = self._sqlite_file.stat()
+            inode: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except FileNotFoundError:
+            inode = None
+        if inode is not None and inode == self._sqlite_inode:
+            return
+        if self._sqlite_inode is not None:
+            log.warning("index file %s was replaced or deleted: rebuilding", self._sqlite_file)
+            self.engine.dispose()
+            self._snapshots.clear()
+        self._ensure_tables(may_rebuild=False)  # safe when two workers race
+        st = self._sqlite_file.stat()
+        self._sqlite_inode = (st.st_dev, st.st_ino)
+
+    def _ensure_tables(self, may_rebuild: bool = True) -> None:
+        index.ensure_schema(self.engine, may_rebuild=may_rebuild)
+        auth.create_tables(self.engine)
+
+    @contextmanager
+    def locked(self) -> Iterator[Session]:
+        """The write lock and one index transaction, committed before the lock is released."""
+        with write_lock(self.lock_path, self.lock_timeout), self.write_session() as session:
+            yield session
+
+    # --- from git into the index ---------------------------------------------------------------
+
+    def sync_ref(
+        self,
+        session: Session,
+        ref: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[int, RefHead | None]:
+        """Bring the index of one ref up to its head in git. Caller holds the write lock.
+        Returns how many commits were indexed and the ref's index row."""
+        head = self.store.read_ref(ref)
+        known = session.get(RefHead, ref)
+        if head is None:
+            if known is not None:
+                index.clear_ref(session, ref)
+            return 0, None
+        if known is not None and known.sha == head:
+            return 0, known
+        entries = self.store.first_parent_log(head, known.sha if known else None)
+        if entries is None:  # the ref was rewritten: the indexed commit is not on its line
+            index.clear_ref(session, ref)
+            session.flush()
+            known = None
+            entries = self.store.first_parent_log(head, None) or []
+        row = self.record(session, ref, entries, head_row=known, progress=progress)
+        return len(entries), row
+
+    def record(
+        self,
+        session: Session,
+        ref: str,
+        entries: list[LogEntry],
+        head_row: RefHead | None = None,
+        known: dict[str, dict[str, Any]] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RefHead | None:
+        """Index commits read from git (see index.record). known: blob id -> canonical data
+        that the caller already validated (no need to parse it again)."""
+        with self.store.objects() as objs:
+
+            def load(type_name: str, blob: str) -> tuple[dict[str, Any] | None, str | None]:
+                if known and blob in known:
+                    return known[blob], None
+                return load_item(objs, type_name, blob)
+
+            return index.record(
+                session, ref, [commit_record(e) for e in entries], load, head_row, progress
+            )
+
+    # --- commits ------------------------------------------------------------------------------
+
+    def _commit(
+        self,
+        objs: ObjectAccess,
+        ref: str,
+        head: str | None,
+        tree: str,
+        parents: list[str],
+        actor: Actor,
+        subject: str,
+        reason: str,
+        trailers: list[str],
+    ) -> CommitInfo:
+        """Write one commit and move ref to it by compare-and-swap. Caller holds the lock."""
+        if actor.token_id is not None:
+            trailers = [*trailers, f"CMS-Token-Id: {actor.token_id}"]
+        message = commit_message(subject, reason, trailers)
+        author = self.identity(actor)
+        when = int(time.time())
+        sha = objs.write_commit(tree, parents, author, self.committer, message, when)
+        self.store.update_ref_if_equals(ref, sha, head, f"cms: {subject[:150]}", author)
+        self._refs_moved()
+        return CommitInfo(
+            sha, tree, tuple(parents), author.name, author.email, when,
+            self.committer.name, self.committer.email, when, message + "\n",
+        )  # fmt: skip
+
+    def identity(self, actor: Actor) -> Identity:
+        """Who a commit or tag names: the editor, or the CMS for work of its own."""
+        return Identity(actor.name or self.committer.name, actor.email or self.committer.email)
+
+    def _refs_moved(self) -> None:
+        if self.mirror is not None:
+            self.mirror.notify()
+        self._commits_since_gc += 1
+        if self.gc_every and self._commits_since_gc >= self.gc_every:
+            self._commits_since_gc = 0
+            # in the background: packing never delays the edit that triggered it
+            threading.Thread(target=self._auto_gc, name="cms-gc", daemon=True).start()
+
+    def _auto_gc(self) -> None:
+        try:
+            self.store.gc(auto=True)
+        except StoreError as exc:
+            log.warning("automatic git gc failed: %s", exc)
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def snapshot(self, ref: str) -> Snapshot:
+        """The current items of a ref; the index is caught up first if git moved."""
+        head = self.store.read_ref(ref)
+        if head is None:
+            return Snapshot(sha="")
+        cached = self._snapshots.get(ref)
+        if cached is not None and cached.sha == head:
+            return cached
+        with self.read_session() as session:
+            known = session.get(RefHead, ref)
+        if known is None or known.sha != head:
+            with self.locked() as session:
+                self.sync_ref(session, ref)
+        with self.read_session() as session:
+            known = session.get(RefHead, ref)
+            snap = Snapshot(sha=known.sha if known else "")
+            rows = session.scalars(select(ItemRow).where(ItemRow.ref == ref)).all()
+            # slug order, the same on every database (collations differ on '-')
+            for row in sorted(rows, key=lambda r: (r.type, r.slug)):
+                snap.items.setdefault(row.type, {})[row.slug] = Item(
+                    row.type, row.slug, row.blob, row.data, row.error
+                )
+        self._snapshots[ref] = snap
+        return snap
+
+    def get_item(self, ref: str, ctype: ContentType, slug: str) -> tuple[Item, str]:
+        snap = self.snapshot(ref)
+        item = snap.items.get(ctype.name, {}).get(slug)
+        if item is None:
+            raise NotFound(f"No {ctype.name} item '{slug}'.")
+        if item.error is not None:
+            raise Conflict(
+                f"The stored file {ctype.path(slug)} is invalid ({item.error}); "
+                "replace it with a PUT using this ETag, or fix it in git.",
+                etag=item.blob,
+            )
+        return item, snap.sha
+
+    def list_items(
+        self, ref: str, ctype: ContentType, filters: dict[str, Any], sort: str
+    ) -> tuple[list[Item], str]:
+        snap = self.snapshot(ref)
+        return filter_sort(snap.items.get(ctype.name, {}).values(), filters, sort), snap.sha
+
+    def _current(
+        self, objs: ObjectAccess, ctype: ContentType, slug: str, blob: str | None
+    ) -> Item | None:
+        return item_from_blob(objs, ctype.name, slug, blob)
+
+
+def commit_record(entry: LogEntry) -> CommitRecord:
+    """What the index keeps of a commit read from git: its message parsed, its files named."""
+    commit = entry.commit
+    subject, reason, trailers = split_message(commit.message)
+    changes = []
+    for path, old, new in entry.changes:
+        key = item_key(path)
+        if key is not None:
+            changes.append(ItemChange(*key, action_of(old, new, trailers), old, new))
+    return CommitRecord(
+        sha=commit.sha,
+        parents=commit.parents,
+        author_name=commit.author_name,
+        author_email=commit.author_email,
+        author_time=commit.author_time,
+        committer_time=commit.committer_time,
+        subject=subject,
+        reason=reason,
+        message=commit.message,
+        token_id=token_id_of(trailers),
+        changes=changes,
+    )

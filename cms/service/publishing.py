@@ -1,0 +1,187 @@
+"""Publishing: drafts (main) to the public site (published), one item or all of it, what is
+pending, and releases (annotated tags on published)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from cms.auth import Actor
+from cms.errors import Conflict, Invalid, NotFound
+from cms.patches import json_patch
+from cms.service.core import ServiceBase
+from cms.service.integrity import check_links_of
+from cms.service.items import MAIN, PUBLISHED, REFS, diff_trees, iso_time
+from cms.service.messages import action_of, clean_reason
+from cms.service.writes import WriteResult
+from cms.store.errors import RefMoved
+from cms.types import TYPES, ContentType
+
+TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,99}$")
+RESERVED_NAMES = frozenset({"HEAD", "FETCH_HEAD", "ORIG_HEAD", "MERGE_HEAD", "main", "published"})
+
+
+def safe_tag_name(name: str) -> bool:
+    """A release name: safe as a tag, never mistaken for a commit id or a git keyword."""
+    return bool(
+        TAG_NAME.match(name)
+        and name not in RESERVED_NAMES
+        and ".." not in name
+        and not name.endswith((".", ".lock"))
+        and not (len(name) >= 7 and re.fullmatch(r"[0-9a-fA-F]+", name))
+    )
+
+
+class Publishing(ServiceBase):
+    """Moves published (by merge or by one file), and tags releases on it."""
+
+    def publish_site(self, actor: Actor, reason: str | None) -> WriteResult:
+        """Make published equal main: one merge commit (published, main) with main's tree."""
+        message_reason = clean_reason(reason)
+        with self.locked() as session:
+            main, pub = self._synced_heads(session)
+            with self.store.objects() as objs:
+                tree = objs.read_commit(main).tree
+                if pub is not None and objs.read_commit(pub).tree == tree:
+                    return WriteResult(None, pub, changed=False)
+                commit = self._commit(
+                    objs,
+                    PUBLISHED,
+                    pub,
+                    tree,
+                    [pub, main] if pub else [main],
+                    actor,
+                    f"Publish the site (by {actor.name or 'the CMS'})",
+                    message_reason,
+                    ["CMS-Action: publish", f"CMS-Published-From: {main}"],
+                )
+            self.sync_ref(session, PUBLISHED)
+        return WriteResult(None, commit.sha, changed=True)
+
+    def _synced_heads(self, session: Session) -> tuple[str, str | None]:
+        """main's and published's heads, with the index caught up to both. Lock held."""
+        for ref in REFS:
+            self.sync_ref(session, ref)
+        main, pub = self.store.read_ref(MAIN), self.store.read_ref(PUBLISHED)
+        assert main is not None
+        return main, pub
+
+    def publish_item(
+        self, ctype: ContentType, slug: str, actor: Actor, reason: str | None
+    ) -> WriteResult:
+        """Copy one item's draft (or its deletion) to published: a commit changing one file."""
+        message_reason = clean_reason(reason)
+        path = ctype.path(slug)
+        with self.locked() as session:
+            main, pub = self._synced_heads(session)
+            with self.store.objects() as objs:
+                pub_tree = objs.read_commit(pub).tree if pub else None
+                draft = objs.blob_at(objs.read_commit(main).tree, path)
+                public = objs.blob_at(pub_tree, path) if pub_tree else None
+                if draft is None and public is None:
+                    raise NotFound(f"No {ctype.name} item '{slug}'.")
+                item = self._current(objs, ctype, slug, draft)
+                if draft == public:
+                    return WriteResult(item, pub or main, changed=False)
+                if item is not None and (item.error is not None or item.data is None):
+                    raise Conflict(f"The draft of {path} is invalid: {item.error}")
+                data = item.data if item is not None else None
+                check_links_of(session, ctype, slug, data, PUBLISHED, "publish them first")
+                commit = self._commit(
+                    objs,
+                    PUBLISHED,
+                    pub,
+                    objs.tree_with_changes(pub_tree, {path: draft}),
+                    [pub] if pub else [],
+                    actor,
+                    f"Publish {ctype.name}/{slug}",
+                    message_reason,
+                    ["CMS-Action: publish", f"CMS-Published-From: {main}"],
+                )
+            self.sync_ref(session, PUBLISHED)
+        return WriteResult(item, commit.sha, changed=True)
+
+    def pending(self) -> list[dict[str, Any]]:
+        """What differs between drafts (main) and the public site (published), file by file."""
+        main, pub = self.store.read_ref(MAIN), self.store.read_ref(PUBLISHED)
+        if main is None:
+            return []
+        out = []
+        with self.store.objects() as objs:
+            main_tree = objs.read_commit(main).tree
+            pub_tree = objs.read_commit(pub).tree if pub else None
+            for change in diff_trees(objs, pub_tree, main_tree):
+                before = self._current(objs, TYPES[change.type], change.slug, change.old_blob)
+                after = self._current(objs, TYPES[change.type], change.slug, change.new_blob)
+                out.append(
+                    {
+                        "type": change.type,
+                        "slug": change.slug,
+                        "action": action_of(change.old_blob, change.new_blob, {}),
+                        "etag": change.new_blob,
+                        "published_etag": change.old_blob,
+                        "operations": json_patch(
+                            before.data if before else None, after.data if after else None
+                        ),
+                    }
+                )
+        return out
+
+    def create_release(self, name: str, message: str, actor: Actor) -> dict[str, Any]:
+        """An annotated tag on the current published commit; names are never reused."""
+        if not safe_tag_name(name):
+            raise Invalid(
+                "Not a safe release name.",
+                errors={
+                    "json": {
+                        "name": [
+                            "1-100 of letters, digits, '.', '_', '-', starting with a letter; "
+                            "not all hex, no '..', not HEAD, main or published."
+                        ]
+                    }
+                },
+            )
+        text = "\n".join(" ".join(line.split()) for line in message.splitlines()).strip()
+        ref = f"refs/tags/{name}"
+        with self.locked() as session:
+            self.sync_ref(session, PUBLISHED)
+            if self.store.read_ref(ref) is not None:
+                raise Conflict(f"Release '{name}' already exists.")
+            pub = self.store.read_ref(PUBLISHED)
+            assert pub is not None
+            tagger = self.identity(actor)
+            with self.store.objects() as objs:
+                tag = objs.write_tag(pub, name, tagger, text or f"Release {name}", int(time.time()))
+            try:
+                self.store.update_ref_if_equals(ref, tag, None, f"cms: release {name}", tagger)
+            except RefMoved:
+                raise Conflict(f"Release '{name}' already exists.") from None
+            self._refs_moved()
+        return self.release(name)
+
+    def release(self, name: str) -> dict[str, Any]:
+        sha = self.store.read_ref(f"refs/tags/{name}")
+        if sha is None:
+            raise NotFound(f"No release named '{name}'.")
+        with self.store.objects() as objs:
+            tag = objs.read_tag(sha)
+            commit = objs.peel_to_commit(sha)
+            info = objs.read_commit(commit)
+        return {
+            "name": name,
+            "commit": commit,
+            "tagger_name": tag.tagger_name if tag else info.committer_name,
+            "tagger_email": tag.tagger_email if tag else info.committer_email,
+            "time": iso_time(tag.time if tag else info.committer_time),
+            "message": tag.message if tag else "",
+        }
+
+    def releases(self) -> list[dict[str, Any]]:
+        found = [
+            self.release(ref.removeprefix("refs/tags/"))
+            for ref in self.store.list_refs("refs/tags/")
+        ]
+        return sorted(found, key=lambda r: (r["time"], r["name"]), reverse=True)

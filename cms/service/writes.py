@@ -1,0 +1,290 @@
+"""The write path: every change to content (create, replace, patch, delete, revert) goes
+through `Writes._write`, the one place where an edit becomes a commit.
+
+The new version is worked out against the current head and its blob stored before the lock;
+under the lock the item is confirmed at the (possibly newer) head, or the work is done again,
+and only the trees, the commit, the ref and the index are written there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy.orm import Session
+
+from cms.auth import Actor
+from cms.errors import Conflict, Invalid, NotFound, PreconditionRequired, StaleETag
+from cms.index import ItemRow, RefHead
+from cms.serialize import canonical_yaml
+from cms.service.core import ServiceBase
+from cms.service.integrity import check_links_of
+from cms.service.items import MAIN, Item, blob_id, slugify
+from cms.service.messages import clean_reason
+from cms.store.log import LogEntry
+from cms.store.objects import ZERO, ObjectAccess
+from cms.types import ContentType
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What kind of change a write makes, and what it expects to find."""
+
+    action: str  # create, update, delete, revert: the first word of the commit's subject
+    if_match: str | None
+    create: bool = False  # the item must not exist yet
+    absent_ok: bool = False  # a revert may re-create a deleted item (If-Match: the zero id)
+    subject_suffix: str = ""
+    trailers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A write worked out against one head: the item there, and its new version."""
+
+    head: str | None
+    tree: str | None
+    current_blob: str | None
+    current: Item | None
+    new_data: dict[str, Any] | None
+    raw: bytes | None
+    new_blob: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.new_blob != self.current_blob
+
+    def unchanged(self) -> WriteResult:
+        assert self.head is not None and self.current is not None
+        return WriteResult(self.current, self.head, changed=False)
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    item: Item | None
+    commit: str
+    changed: bool
+
+
+def validation_errors(exc: ValidationError) -> dict[str, Any]:
+    messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+    return {"json": messages}
+
+
+class Writes(ServiceBase):
+    """Create, replace, patch, delete and revert items on main: one commit each."""
+
+    def create(
+        self, ctype: ContentType, body: dict[str, Any], actor: Actor, reason: str | None
+    ) -> WriteResult:
+        body = dict(body)
+        slug = body.pop("slug", None) or slugify(str(body.get(ctype.title_field) or ""))
+        if not slug:
+            raise Invalid(
+                "Give a slug: none can be derived from the title.",
+                errors={"json": {"slug": ["Missing and not derivable."]}},
+            )
+        data = ctype.schema.dump(body)
+        return self._write(
+            ctype, slug, lambda _: data, Edit("create", None, create=True), actor, reason
+        )
+
+    def replace(
+        self,
+        ctype: ContentType,
+        slug: str,
+        body: dict[str, Any],
+        if_match: str | None,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        data = ctype.schema.dump(body)
+        return self._write(ctype, slug, lambda _: data, Edit("update", if_match), actor, reason)
+
+    def patch(
+        self,
+        ctype: ContentType,
+        slug: str,
+        patch: dict[str, Any],
+        if_match: str | None,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        removed = [name for name, value in patch.items() if value is None]
+        given = ctype.schema.dump({k: v for k, v in patch.items() if v is not None})
+
+        def merge(current: dict[str, Any] | None) -> dict[str, Any]:
+            merged = {k: v for k, v in (current or {}).items() if k not in removed}
+            merged.update(given)
+            try:
+                return dict(ctype.schema.dump(ctype.schema.load(merged)))
+            except ValidationError as exc:
+                raise Invalid(
+                    "The patched item is not valid.", errors=validation_errors(exc)
+                ) from None
+
+        return self._write(ctype, slug, merge, Edit("update", if_match), actor, reason)
+
+    def delete(
+        self,
+        ctype: ContentType,
+        slug: str,
+        if_match: str | None,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        return self._write(ctype, slug, lambda _: None, Edit("delete", if_match), actor, reason)
+
+    def _write(
+        self,
+        ctype: ContentType,
+        slug: str,
+        make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        edit: Edit,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        """The write path: every change to content goes through here.
+
+        The new version is worked out and its blob stored before the lock (it depends only on
+        the item's current version); under the lock, that version is confirmed at the head
+        (or the work is done again if someone changed the item meanwhile), and only the trees,
+        the commit, the ref and the index are written there.
+        """
+        if not edit.create and edit.if_match is None:
+            raise PreconditionRequired(
+                "This write needs If-Match with the item's ETag (GET it first)."
+            )
+        message_reason = clean_reason(reason)
+        path = ctype.path(slug)
+        plan = self._plan_unlocked(ctype, slug, make, edit)
+        if plan is not None and not plan.changed:
+            return plan.unchanged()
+        with self.locked() as session:
+            _, synced = self.sync_ref(session, MAIN)
+            head = self.store.read_ref(MAIN)
+            with self.store.objects() as objs:
+                if plan is None or plan.head != head:
+                    tree = objs.read_commit(head).tree if head else None
+                    current_blob = objs.blob_at(tree, path) if tree else None
+                    if plan is not None and plan.current_blob == current_blob:
+                        # only other items changed: they may be what this one links to
+                        check_links_of(session, ctype, slug, plan.new_data)
+                        plan = replace(plan, head=head, tree=tree)
+                    else:
+                        plan = self._plan(session, objs, ctype, slug, make, edit, head)
+                        if not plan.changed:
+                            return plan.unchanged()
+                        self._store_blob(objs, plan)
+                info = self._commit(
+                    objs,
+                    MAIN,
+                    head,
+                    objs.tree_with_changes(plan.tree, {path: plan.new_blob}),
+                    [head] if head else [],
+                    actor,
+                    f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}",
+                    message_reason,
+                    [f"CMS-Action: {edit.action}", *edit.trailers],
+                )
+            # we know exactly what changed: index it without asking git
+            new_blob, new_data = plan.new_blob, plan.new_data
+            self.record(
+                session,
+                MAIN,
+                [LogEntry(info, [(path, plan.current_blob, new_blob)])],
+                head_row=synced,
+                known={new_blob: new_data} if new_blob and new_data else None,
+            )
+        item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
+        return WriteResult(item, info.sha, changed=True)
+
+    def _plan_unlocked(
+        self,
+        ctype: ContentType,
+        slug: str,
+        make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        edit: Edit,
+    ) -> _Plan | None:
+        """The write worked out against the current head, without the lock; None when the index
+        lags behind git (a commit made by hand): then all of it is done under the lock."""
+        with self.read_session() as session:
+            indexed = session.get(RefHead, MAIN)
+            head = self.store.read_ref(MAIN)
+            if head is None or indexed is None or indexed.sha != head:
+                return None
+            with self.store.objects() as objs:
+                plan = self._plan(session, objs, ctype, slug, make, edit, head)
+                if plan.changed:
+                    self._store_blob(objs, plan)
+        return plan
+
+    def _plan(
+        self,
+        session: Session,
+        objs: ObjectAccess,
+        ctype: ContentType,
+        slug: str,
+        make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        edit: Edit,
+        head: str | None,
+    ) -> _Plan:
+        """Check the edit against the item at head and work out its new version."""
+        path = ctype.path(slug)
+        tree = objs.read_commit(head).tree if head else None
+        current_blob = objs.blob_at(tree, path) if tree else None
+        current = self._indexed(session, ctype, slug, current_blob) or self._current(
+            objs, ctype, slug, current_blob
+        )
+        if edit.create and current is not None:
+            raise Conflict(f"{ctype.name}/{slug} already exists.", etag=current_blob)
+        if not edit.create:
+            if current is None and not edit.absent_ok:
+                raise NotFound(f"No {ctype.name} item '{slug}'.")
+            if edit.if_match != (current_blob or ZERO):
+                raise StaleETag(current.as_json() if current else None, current_blob or ZERO)
+        new_data = make(current.data if current else None)
+        check_links_of(session, ctype, slug, new_data)
+        raw = canonical_yaml(new_data) if new_data is not None else None
+        new_blob = blob_id(raw) if raw is not None else None
+        return _Plan(head, tree, current_blob, current, new_data, raw, new_blob)
+
+    @staticmethod
+    def _store_blob(objs: ObjectAccess, plan: _Plan) -> None:
+        if plan.raw is not None:
+            objs.write_blob(plan.raw)
+
+    def revert(
+        self,
+        ctype: ContentType,
+        slug: str,
+        to: str,
+        if_match: str | None,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        """Restore the item as of commit `to` as a new commit; history is never rewritten."""
+        with self.store.objects() as objs:
+            target = objs.blob_at(objs.read_commit(to).tree, ctype.path(slug))
+            old = self._current(objs, ctype, slug, target)
+        if old is None or old.data is None or old.error is not None:
+            raise NotFound(f"{ctype.name}/{slug} did not exist at {to[:12]}: nothing to restore.")
+        data = old.data
+        edit = Edit(
+            "revert",
+            if_match,
+            absent_ok=True,
+            subject_suffix=f" to {to[:12]}",
+            trailers=(f"CMS-Reverted-To: {to}",),
+        )
+        return self._write(ctype, slug, lambda _: data, edit, actor, reason)
+
+    @staticmethod
+    def _indexed(session: Session, ctype: ContentType, slug: str, blob: str | None) -> Item | None:
+        """The item as the index holds it, if that is this very blob (no YAML to parse)."""
+        row = session.get(ItemRow, (MAIN, ctype.name, slug)) if blob else None
+        if row is None or row.blob != blob:
+            return None
+        return Item(ctype.name, slug, row.blob, row.data, row.error)
