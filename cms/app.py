@@ -35,12 +35,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     repo_path = instance / app.config["CONTENT_REPO"]
     db_url = app.config["DATABASE_URL"] or f"sqlite:///{instance / 'cms.sqlite3'}"
     app.config["DATABASE_URL"] = db_url
+    accounts_url = app.config["ACCOUNTS_DATABASE_URL"] or (
+        f"sqlite:///{instance / 'accounts.sqlite3'}" if db_url.startswith("sqlite") else db_url
+    )
+    app.config["ACCOUNTS_DATABASE_URL"] = accounts_url
 
     svc = ContentService(
         GitStore(repo_path),
         make_engine(db_url),
         Identity(app.config["COMMITTER_NAME"], app.config["COMMITTER_EMAIL"]),
         lock_timeout=float(app.config["LOCK_TIMEOUT"]),
+        accounts_engine=make_engine(accounts_url) if accounts_url != db_url else None,
     )
     seed = app.config["SEED_PATH"]
     svc.bootstrap(Path(seed) if seed else None)

@@ -43,10 +43,11 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
     app = create_app()  # creates the repository and catches the index up once, before forking
     click.echo(f"content repository: {_service(app).store.path}")
     click.echo(f"index: {app.config['DATABASE_URL']}")
+    click.echo(f"accounts: {app.config['ACCOUNTS_DATABASE_URL']}")
     if dev:
         app.run(host=host, port=port, debug=True, use_reloader=True)
         return
-    _service(app).engine.dispose()
+    _service(app).dispose()
     argv = [
         sys.executable, "-m", "gunicorn",
         "--workers", str(workers),
@@ -125,7 +126,7 @@ def tokens_create(name: str, email: str, role: str) -> None:
     """Create a token and print it once; only its hash is stored."""
     svc = _service(create_app())
     try:
-        with svc.write_session() as session:
+        with svc.accounts_session() as session:
             token, secret = auth.create_token(session, name, email, role)
             token_id = token.id
     except CMSError as exc:
@@ -138,7 +139,7 @@ def tokens_create(name: str, email: str, role: str) -> None:
 def tokens_list() -> None:
     """List tokens (never their secrets)."""
     svc = _service(create_app())
-    with svc.read_session() as session:
+    with svc.accounts_session() as session:
         for t in auth.list_tokens(session):
             state = "revoked" if t.revoked_at else "active"
             click.echo(f"{t.id}\t{t.role}\t{state}\t{t.name} <{t.email}>")
@@ -150,7 +151,7 @@ def tokens_revoke(token_id: int) -> None:
     """Revoke a token: it stops working at once, in every worker."""
     svc = _service(create_app())
     try:
-        with svc.write_session() as session:
+        with svc.accounts_session() as session:
             auth.revoke_token(session, token_id)
     except CMSError as exc:
         raise click.ClickException(exc.message) from None

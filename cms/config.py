@@ -12,6 +12,10 @@ DEFAULTS: dict[str, Any] = {
     # where the data lives; relative paths are inside the instance folder
     "CONTENT_REPO": "content.git",
     "DATABASE_URL": None,  # default: sqlite:///<instance>/cms.sqlite3
+    # tokens; default: sqlite:///<instance>/accounts.sqlite3 beside a SQLite index, and the
+    # index's own database when that is PostgreSQL (shared by every host, in tables of their
+    # own that a rebuild never drops)
+    "ACCOUNTS_DATABASE_URL": None,
     "SEED_PATH": str(PROJECT_ROOT / "content_repo"),
     # who commits: the editor is the author, the CMS the committer
     "COMMITTER_NAME": "TerraBytes CMS",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -136,15 +137,18 @@ def handle_http_exception(exc: HTTPException) -> Response:
 
 
 def handle_unexpected(exc: BaseException) -> Response:
+    """Outages (database down, disk full, storage read-only or failing) are 503/507 with
+    Retry-After; anything else is a bug: logged with its traceback, answered 500."""
     if isinstance(exc, (OperationalError, DBAPIError, SQLTimeoutError)):
         log.error("database unavailable: %s", exc)
         return handle_cms_error(Unavailable("The database is unavailable; retry shortly."))
-    if isinstance(exc, OSError) and exc.errno in (28, 122):  # ENOSPC, EDQUOT
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        log.error("out of disk space: %s", exc)
         return handle_cms_error(InsufficientStorage("The server is out of disk space."))
-    if isinstance(exc, (RepositoryFailure, OSError)):
-        log.exception("repository unavailable")
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EIO):
+        log.error("storage unavailable: %s", exc)
         return handle_cms_error(Unavailable("The content repository is unavailable."))
-    log.exception("unexpected error")
+    log.error("unexpected error", exc_info=exc)
     return error_response(500, "Internal error; it has been logged.")
 
 

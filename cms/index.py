@@ -181,6 +181,10 @@ class CommitRecord:
     changes: list[ItemChange] = field(default_factory=list)
 
 
+class OutOfStep(Exception):
+    """A commit handed to the index does not follow the ref's indexed head."""
+
+
 def record(
     session: Session,
     ref: str,
@@ -194,6 +198,10 @@ def record(
     head_row: the ref's row if the caller has read it (saves a query). Returns the row.
     """
     head_row = head_row or session.get(RefHead, ref)
+    if commits and commits[0].parents[:1] != ((head_row.sha,) if head_row else ()):
+        # a commit made by hand between the catch-up and this one: indexing this one as if it
+        # followed the head would hide that commit for good
+        raise OutOfStep(f"{commits[0].sha} does not follow the indexed head of {ref}")
     seq = head_row.seq if head_row else -1
     items: dict[tuple[str, str], tuple[str | None, str]] = {}
     commit_rows: list[dict[str, Any]] = []
@@ -235,6 +243,25 @@ def record(
     _number_item_changes(session, ref, change_rows, fresh=head_row is None)
     _insert_many(session, CommitRow, commit_rows)
     _insert_many(session, ChangeRow, change_rows)
+    put_items(session, ref, items, load)
+    if commits:
+        head = commits[-1].sha
+        if head_row is None:
+            head_row = RefHead(ref=ref, sha=head, seq=seq)
+            session.add(head_row)
+        else:
+            head_row.sha, head_row.seq = head, seq
+    session.flush()
+    return head_row
+
+
+def put_items(
+    session: Session,
+    ref: str,
+    items: dict[tuple[str, str], tuple[str | None, str]],
+    load: LoadItem,
+) -> None:
+    """Set the current version of items on a ref: (type, slug) -> (blob or None, commit)."""
     for (type_name, slug), (blob, sha) in items.items():
         where = (ItemRow.ref == ref, ItemRow.type == type_name, ItemRow.slug == slug)
         if blob is None:
@@ -247,15 +274,25 @@ def record(
         )
         if updated.rowcount == 0:  # type: ignore[attr-defined]
             session.execute(insert(ItemRow).values(ref=ref, type=type_name, slug=slug, **values))
-    if commits:
-        head = commits[-1].sha
-        if head_row is None:
-            head_row = RefHead(ref=ref, sha=head, seq=seq)
-            session.add(head_row)
-        else:
-            head_row.sha, head_row.seq = head, seq
+
+
+def rewind(session: Session, ref: str, to: CommitRow) -> set[tuple[str, str]]:
+    """The ref went back to an indexed commit of its line: forget the commits after it.
+    Returns the items those commits changed, whose current version the caller must set."""
+    changed = set(
+        session.execute(
+            select(ChangeRow.type, ChangeRow.slug).where(
+                ChangeRow.ref == ref, ChangeRow.seq > to.seq
+            )
+        ).tuples()
+    )
+    session.execute(delete(ChangeRow).where(ChangeRow.ref == ref, ChangeRow.seq > to.seq))
+    session.execute(delete(CommitRow).where(CommitRow.ref == ref, CommitRow.seq > to.seq))
+    head = session.get(RefHead, ref)
+    assert head is not None
+    head.sha, head.seq = to.sha, to.seq
     session.flush()
-    return head_row
+    return changed
 
 
 def _number_item_changes(

@@ -14,14 +14,10 @@ def json_patch(old: dict[str, Any] | None, new: dict[str, Any] | None) -> list[d
     """RFC 6902 operations that turn old into new, field by field."""
     if old is None and new is None:
         return []
-    if old is None or new is None:
-        return [
-            {
-                "op": "add" if old is None else "remove",
-                "path": "",
-                **({"value": new} if new else {}),
-            }
-        ]
+    if old is None:  # created: the whole document is added
+        return [{"op": "add", "path": "", "value": new}]
+    if new is None:  # deleted: RFC 6902 cannot remove the root; it is replaced with null
+        return [{"op": "replace", "path": "", "value": None}]
     ops: list[dict[str, Any]] = []
     for name in old:
         if name not in new:

@@ -98,7 +98,7 @@ def app(config: dict[str, Any]) -> Iterator[Flask]:
     app = create_app(config)
     yield app
     svc: ContentService = app.extensions["cms"]
-    svc.engine.dispose()
+    svc.dispose()
     assert_fsck_clean(svc.store.path)
 
 
@@ -119,7 +119,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 def new_token(svc: ContentService, role: str, name: str = "", email: str = "") -> tuple[int, str]:
-    with svc.write_session() as session:
+    with svc.accounts_session() as session:
         token, secret = auth.create_token(
             session, name or f"Test {role.title()}", email or f"{role}@example.org", role
         )

@@ -171,7 +171,14 @@ CASES = [
     Case("if-match-missing", "PATCH", P, 428, json={"bio": "x"}, if_match=None),
     Case("if-match-weak", "PATCH", P, 412, json={"bio": "x"}, if_match="weak"),
     Case("if-match-garbage", "DELETE", R, 412, if_match='"not-an-etag"'),
-    Case("if-match-list", "PATCH", P, 412, json={"bio": "x"}, if_match="list"),
+    Case(
+        "if-match-list-stale",
+        "PATCH",
+        P,
+        412,
+        json={"bio": "x"},
+        if_match='"' + "1" * 40 + '", W/"' + "2" * 40 + '"',
+    ),
     Case("delete-referenced", "DELETE", P, 409),
     Case("create-existing", "POST", "/api/v1/people", 409, json={"name": "Valentin Barriere"}),
     # pagination
@@ -215,7 +222,7 @@ CASES = [
 def credentials(
     svc: ContentService, tokens: dict[str, dict[str, str]]
 ) -> dict[str, dict[str, str]]:
-    with svc.write_session() as session:
+    with svc.accounts_session() as session:
         token, secret = auth.create_token(session, "Gone", "gone@example.org", "editor")
         auth.revoke_token(session, token.id)
     return {

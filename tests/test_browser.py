@@ -55,7 +55,7 @@ def live(
     srv.start()
     yield srv, svc
     srv.kill(signal.SIGTERM)
-    svc.engine.dispose()
+    svc.dispose()
 
 
 def wait_for_text(driver: Any, element_id: str, text: str) -> str:

@@ -32,7 +32,7 @@ def prepared(config: dict[str, Any]) -> Iterator[tuple[ContentService, dict[str,
     svc: ContentService = app.extensions["cms"]
     _, secret = new_token(svc, "editor", name="Load Tester")
     yield svc, {"Authorization": f"Bearer {secret}"}
-    svc.engine.dispose()
+    svc.dispose()
     assert_fsck_clean(svc.store.path)
 
 

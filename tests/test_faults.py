@@ -23,7 +23,6 @@ from flask.testing import FlaskClient
 
 from cms.app import create_app
 from cms.service import ContentService
-from cms.store.errors import StoreError
 from cms.store.objects import ObjectAccess
 
 PERSON = "/api/v1/people/valentin-barriere"
@@ -140,7 +139,7 @@ def test_database_outage_is_503_and_recovers_by_itself(
     assert r.status_code == 200
     assert client.get(PERSON + "?ref=main", headers=auth).get_json()["bio"] == "after"
     assert svc.check() == []
-    svc.engine.dispose()
+    svc.dispose()
     assert_fsck_clean(svc.store.path)
 
 
@@ -172,7 +171,7 @@ def test_a_failed_ref_update_leaves_everything_as_it_was(
     head = git(repo, "rev-parse", "main")
 
     def read_only(*args: Any, **kwargs: Any) -> None:
-        raise StoreError("git update-ref failed: unable to create lock: Read-only file system")
+        raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(svc.store, "update_ref_if_equals", read_only)
     r = patch_bio(client, editor, "lost?")
@@ -217,7 +216,7 @@ def test_index_deleted_while_the_server_runs(tmp_path: Path) -> None:
     db_url = f"sqlite:///{tmp_path / 'cms.sqlite3'}"
     app = create_app({"INSTANCE_PATH": str(instance), "DATABASE_URL": db_url})
     svc: ContentService = app.extensions["cms"]
-    svc.engine.dispose()
+    svc.dispose()
     srv = Server(instance, db_url, workers=2)
     srv.start()
     try:

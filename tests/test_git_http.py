@@ -37,7 +37,7 @@ def served(
     srv.start()
     yield srv, svc, secrets
     srv.kill(signal.SIGTERM)
-    svc.engine.dispose()
+    svc.dispose()
     assert_fsck_clean(svc.store.path)
 
 

@@ -117,7 +117,7 @@ def test_catch_up_on_start(
     svc: ContentService = again.extensions["cms"]
     with svc.read_session() as s:
         assert s.get(RefHead, MAIN).sha == head
-    svc.engine.dispose()
+    svc.dispose()
 
 
 def test_a_rewritten_ref_is_rebuilt(
@@ -210,7 +210,7 @@ def test_an_index_of_another_layout_is_rebuilt_on_start(
     with svc.write_session() as s:  # as an older CMS would have left it
         s.execute(delete(SchemaRow))
         s.execute(update(ChangeRow).values(item_seq=0))
-    svc.engine.dispose()
+    svc.dispose()
     again = create_app(config)
     svc2: ContentService = again.extensions["cms"]
     with svc2.read_session() as s:
@@ -220,4 +220,4 @@ def test_an_index_of_another_layout_is_rebuilt_on_start(
     # the tokens survived the rebuild
     r = again.test_client().get("/api/v1/talks/keynote?ref=main", headers=editor)
     assert r.status_code == 200
-    svc2.engine.dispose()
+    svc2.dispose()

@@ -32,7 +32,7 @@ def mirrored(config: dict[str, Any], tmp_path: Path) -> Iterator[Callable[[Path]
         svc: ContentService = app.extensions["cms"]
         assert svc.mirror is not None
         svc.mirror.close()
-        svc.engine.dispose()
+        svc.dispose()
 
 
 def refs(repo: Path) -> dict[str, str]:
@@ -108,3 +108,24 @@ def test_an_unreachable_remote_delays_nothing_and_catches_up(
     subprocess.run(["git", "init", "--bare", "-q", str(remote)], check=True)  # the remote is back
     assert wait_until(lambda: remote.exists() and refs(remote) == refs(svc.store.path))
     assert wait_until(lambda: client.get("/readyz").get_json()["checks"]["mirror"]["behind"] == [])
+
+
+def test_a_rewind_by_hand_never_wipes_the_mirrors_history(
+    mirrored: Callable[[Path], Flask], tmp_path: Path
+) -> None:
+    remote = tmp_path / "mirror.git"
+    subprocess.run(["git", "init", "--bare", "-q", str(remote)], check=True)
+    app = mirrored(remote)
+    svc: ContentService = app.extensions["cms"]
+    _, editor = new_token(svc, "editor")
+    seed = git(svc.store.path, "rev-parse", "main").strip()
+    edit(app, {"Authorization": f"Bearer {editor}"}, "kept off-site")
+    edited = git(svc.store.path, "rev-parse", "main").strip()
+    assert wait_until(lambda: refs(remote).get("refs/heads/main") == edited)
+    git(svc.store.path, "update-ref", "refs/heads/main", seed, edited)  # rewound by hand
+    assert svc.mirror is not None
+    assert not svc.mirror.push_once()  # refused: not a fast-forward, and not forced
+    assert refs(remote)["refs/heads/main"] == edited  # the off-site copy keeps its history
+    status = app.test_client().get("/readyz").get_json()
+    assert status["status"] == "ok"
+    assert status["checks"]["mirror"]["rejected"] == ["refs/heads/main"]

@@ -44,7 +44,7 @@ def test_rate_limits_answer_429_with_retry_after(config: dict[str, Any]) -> None
             == 200
         )
     finally:
-        app.extensions["cms"].engine.dispose()
+        app.extensions["cms"].dispose()
 
 
 REDIS_URL = os.environ.get("CMS_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -79,7 +79,7 @@ def test_rate_limits_are_shared_through_redis(config: dict[str, Any]) -> None:
         assert second.test_client().get("/api/v1/people").status_code == 200  # no token: free
     finally:
         for app in (first, second):
-            app.extensions["cms"].engine.dispose()
+            app.extensions["cms"].dispose()
         client = redis.Redis.from_url(REDIS_URL)
         keys = list(client.scan_iter(f"{shared['RATELIMIT_KEY_PREFIX']}*"))
         if keys:

@@ -259,7 +259,7 @@ def test_rendering_keeps_ordinary_markdown() -> None:
 def cors_app(config: dict[str, Any]) -> Any:
     app: Flask = create_app({**config, "CORS_ORIGINS": "https://site.example"})
     yield app
-    app.extensions["cms"].engine.dispose()
+    app.extensions["cms"].dispose()
 
 
 def test_cors_preflight_and_exposed_headers(cors_app: Flask) -> None:

@@ -75,7 +75,7 @@ def test_ten_thousand_mixed_requests_against_one_worker(tmp_path: Path) -> None:
     app = create_app({"INSTANCE_PATH": str(instance), "DATABASE_URL": db_url})
     svc: ContentService = app.extensions["cms"]
     _, secret = new_token(svc, "editor")
-    svc.engine.dispose()
+    svc.dispose()
     auth = {"Authorization": f"Bearer {secret}"}
     srv = Server(instance, db_url, workers=1)
     srv.start()

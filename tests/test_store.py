@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import assert_fsck_clean, git
 
-from cms.store.errors import RefMoved
+from cms.store import refs
+from cms.store.errors import RefLocked, RefMoved
 from cms.store.git import GitStore
 from cms.store.lock import LockTimeout, write_lock
 from cms.store.objects import Identity
@@ -137,16 +138,47 @@ def test_reads_leak_no_descriptors_or_processes(store: GitStore) -> None:
     assert child_processes() == procs
 
 
-def test_a_ref_lock_left_by_a_killed_git_is_cleared(store: GitStore) -> None:
+def test_a_ref_lock_held_by_git_is_respected(
+    store: GitStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """git's exclusion holds against git run by hand: a fresh `<ref>.lock` the CMS did not
+    leave is waited for, then the update gives up (RefLocked) without touching it."""
+    monkeypatch.setattr(refs, "FOREIGN_LOCK_PATIENCE", 0.3)
     c1 = commit_files(store, {"people/a.yaml": "1\n"}, None)
     store.update_ref_if_equals("refs/heads/main", c1, None, "test", ME)
-    for name in ("refs/heads/main.lock",):  # a git command died holding it
-        (store.path / name).write_text("")
-        c2 = commit_files(store, {"people/a.yaml": name}, c1)
+    lock = store.path / "refs/heads/main.lock"
+    lock.write_text("")  # git update-ref, mid-update
+    c2 = commit_files(store, {"people/a.yaml": "2\n"}, c1)
+    with pytest.raises(RefLocked):
         store.update_ref_if_equals("refs/heads/main", c2, c1, "test", ME)
-        assert store.read_ref("refs/heads/main") == c2
-        assert not (store.path / name).exists()
-        c1 = c2
+    assert lock.exists() and store.read_ref("refs/heads/main") == c1
+    # git finishes: the next update goes through
+    lock.unlink()
+    store.update_ref_if_equals("refs/heads/main", c2, c1, "test", ME)
+    assert store.read_ref("refs/heads/main") == c2
+
+
+def test_a_ref_lock_whose_owner_is_gone_is_cleared(store: GitStore) -> None:
+    c1 = commit_files(store, {"people/a.yaml": "1\n"}, None)
+    store.update_ref_if_equals("refs/heads/main", c1, None, "test", ME)
+    lock = store.path / "refs/heads/main.lock"
+    # a git command killed long ago: untouched for longer than git ever holds a ref lock
+    lock.write_text("")
+    old = time.time() - refs.FOREIGN_LOCK_STALE_AFTER - 60
+    os.utime(lock, (old, old))
+    c2 = commit_files(store, {"people/a.yaml": "2\n"}, c1)
+    store.update_ref_if_equals("refs/heads/main", c2, c1, "test", ME)
+    assert store.read_ref("refs/heads/main") == c2 and not lock.exists()
+    # a CMS process killed mid-update (the journal names the ref): cleared at once
+    lock.write_text("")
+    store.journal.write_text("refs/heads/main")
+    c3 = commit_files(store, {"people/a.yaml": "3\n"}, c2)
+    started = time.monotonic()
+    store.update_ref_if_equals("refs/heads/main", c3, c2, "test", ME)
+    assert time.monotonic() - started < refs.FOREIGN_LOCK_PATIENCE
+    assert store.read_ref("refs/heads/main") == c3 and not lock.exists()
+    assert not store.journal.exists()
+    c1 = c3
     # the reflog is written as git writes it: git itself reads it back
     assert git(store.path, "reflog", "show", "--format=%gs", "main").split("\n")[0] == "test"
     # and `git reflog` (HEAD's) shows the same moves, as it would after a git commit
@@ -155,7 +187,7 @@ def test_a_ref_lock_left_by_a_killed_git_is_cleared(store: GitStore) -> None:
         == git(store.path, "reflog", "show", "--format=%H", "main").split()
     )
     store.update_ref_if_equals("refs/heads/published", c1, None, "publish", ME)
-    assert len(git(store.path, "reflog", "--format=%H").split()) == 2  # another branch: no
+    assert len(git(store.path, "reflog", "--format=%H").split()) == 3  # another branch: no
     assert_fsck_clean(store.path)
 
 
@@ -164,7 +196,11 @@ def test_objects_are_written_as_git_writes_them(store: GitStore, tmp_path: Path)
     expected = git(store.path, "hash-object", str(tmp_path / "f")).strip()
     with store.objects() as objs:
         assert objs.write_blob(b"name: A\n") == expected
-        assert objs.write_blob(b"name: A\n") == expected  # again: nothing changes
+        loose = store.path / "objects" / expected[:2] / expected[2:]
+        weeks_ago = time.time() - 30 * 86400
+        os.utime(loose, (weeks_ago, weeks_ago))  # as if unreachable and due for pruning
+        assert objs.write_blob(b"name: A\n") == expected  # again: the same file...
+        assert loose.stat().st_mtime > time.time() - 60  # ...freshened, as git freshens it
         assert objs.read_blob(expected) == b"name: A\n"
     assert git(store.path, "cat-file", "-p", expected) == "name: A\n"
     assert git(store.path, "cat-file", "-t", expected).strip() == "blob"

@@ -201,7 +201,7 @@ def test_the_write_path_runs_on_the_twin(tmp_path: Path) -> None:
             "Import seed content", "Update people/valentin-barriere",
         ]  # fmt: skip
     finally:
-        svc.engine.dispose()
+        svc.dispose()
 
 
 @functools.cache

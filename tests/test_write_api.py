@@ -114,6 +114,20 @@ def test_if_match_rules(client: FlaskClient, editor: dict[str, str], repo: Path)
     assert unquoted.status_code == 200
 
 
+def test_if_match_may_list_several_tags(
+    client: FlaskClient, editor: dict[str, str], repo: Path
+) -> None:
+    """RFC 9110: the write goes ahead when any listed (strong) tag is the current one."""
+    etag = etag_of(client, PERSON, editor)
+    other = '"' + "1" * 40 + '"'
+    listed = patch(client, PERSON, {"bio": "listed"}, editor, f"{other}, {etag}")
+    assert listed.status_code == 200
+    new = listed.headers["ETag"]
+    # the current tag only as a weak one: strong comparison, no match
+    assert patch(client, PERSON, {"bio": "x"}, editor, f"{other}, W/{new}").status_code == 412
+    assert patch(client, PERSON, {"bio": "y"}, editor, f"{new}, {other}").status_code == 200
+
+
 def test_create_derives_the_slug_and_answers_201(
     client: FlaskClient, editor: dict[str, str], repo: Path
 ) -> None:
@@ -335,6 +349,13 @@ def test_writes_need_the_editor_role(
         client.put(PERSON, json={"name": "x"}, headers={**auth, "If-Match": etag}),
         client.delete(PERSON, headers={**auth, "If-Match": etag}),
         client.post("/api/v1/people", data="garbage", headers=auth),
+        client.patch(PERSON, json={"nope": 1}, headers=auth),  # invalid, but who asks first
+        client.put(PERSON, data="{", headers={**auth, "Content-Type": "application/json"}),
+        client.post(PERSON + "/revert", json={}, headers={**auth, "If-Match": etag}),
+        client.post(PERSON + "/publish", headers={**auth, "X-Change-Reason": "x" * 5000}),
+        client.post("/api/v1/publish", headers={**auth, "X-Change-Reason": "x" * 5000}),
+        client.post("/api/v1/releases", json={}, headers=auth),
+        client.post("/api/v1/releases", data="garbage", headers=auth),
     ):
         expected = 401 if role == "anonymous" else 403
         assert r.status_code == expected
@@ -439,3 +460,32 @@ def test_a_link_removed_in_between_is_refused(
     assert git(repo, "log", "-1", "--format=%s", "main").strip() == "Delete people/eve"
     assert git(repo, "rev-parse", "main^").strip() == before
     assert svc.check() == []
+
+
+@pytest.mark.parametrize("role", ["anonymous", "auditor", "editor"])
+def test_admin_operations_authenticate_before_they_validate(
+    client: FlaskClient, tokens: dict[str, dict[str, str]], role: str
+) -> None:
+    auth = tokens.get(role, {})
+    expected = 401 if role == "anonymous" else 403
+    for r in (
+        client.post("/api/v1/releases", json={}, headers=auth),
+        client.post("/api/v1/releases", json={"name": "../x"}, headers=auth),
+        client.post("/api/v1/publish", headers={**auth, "X-Change-Reason": "x" * 5000}),
+        client.post(PERSON + "/publish", headers={**auth, "X-Change-Reason": "x" * 5000}),
+    ):
+        assert r.status_code == expected, r.get_json()
+    if role == "anonymous":  # reads that need a role, with bad parameters: 401 first too
+        for url in ("/api/v1/history?page=0", PERSON + "/history?page=x", PERSON + "/diff"):
+            assert client.get(url).status_code == 401
+
+
+def test_head_answers_carry_the_gets_cache_headers(
+    client: FlaskClient, tokens: dict[str, dict[str, str]]
+) -> None:
+    for headers in ({}, tokens["auditor"]):
+        get, head = client.get(PERSON, headers=headers), client.head(PERSON, headers=headers)
+        assert head.status_code == 200 and head.data == b""
+        for name in ("Cache-Control", "Vary", "ETag"):
+            assert head.headers.get(name) == get.headers.get(name), name
+    assert "private" in client.head(PERSON, headers=tokens["auditor"]).headers["Cache-Control"]

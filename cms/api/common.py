@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import flask_smorest
 from flask import Response, current_app, g, request
@@ -53,6 +53,20 @@ class StrictJSONParser(FlaskParser):
         flask_smorest.abort(400, message=f"Malformed JSON body: {problem}.")
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _role_first() -> None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    cls = getattr(view, "view_class", None)
+    func = view if cls is None else getattr(cls, request.method.lower(), None)
+    if func is None and cls is not None and request.method == "HEAD":
+        func = getattr(cls, "get", None)
+    role = getattr(func, "cms_role", None)
+    if role is not None:
+        require(role)
+
+
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -68,6 +82,21 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictJSONParser()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before_request(_role_first)
+
+    @staticmethod
+    def requires(role: str) -> Callable[[F], F]:
+        """The role an operation needs: checked before its arguments are parsed, so a caller
+        without it gets 401 or 403 whatever the body (a stranger learns nothing from a 422)."""
+
+        def decorator(func: F) -> F:
+            func.cms_role = role  # type: ignore[attr-defined]
+            return func
+
+        return decorator
 
     def errors(self, *codes: int) -> Any:
         """Document the error responses an operation can return, in flask-smorest's format."""
@@ -185,7 +214,7 @@ def actor() -> auth.Actor:
         if "Authorization" not in request.headers:
             g.actor = auth.ANONYMOUS  # no database round trip for the public site
         else:
-            with service().read_session() as session:
+            with service().accounts_session() as session:
                 g.actor = auth.authenticate(session, request.headers.get("Authorization"))
     result: auth.Actor = g.actor
     return result
@@ -217,27 +246,24 @@ def change_reason(headers: dict[str, Any]) -> str | None:
         ) from None
 
 
-def if_match(headers: dict[str, Any]) -> str | None:
-    """The blob id a write expects; weak or malformed tags never match (strong comparison)."""
-    value = headers.get("if_match")
-    if value is None:
+def if_match(headers: dict[str, Any]) -> tuple[str, ...] | None:
+    """The blob ids a write accepts (RFC 9110: any listed tag may match); weak tags never
+    match (strong comparison). None when the header is missing."""
+    if headers.get("if_match") is None:
         return None
-    value = value.strip()
-    if value == "*":
+    tags = request.if_match
+    if tags.star_tag:
         raise PreconditionRequired(
             "If-Match: * would overwrite whatever is there: send the item's ETag."
         )
-    if value.startswith('"') and value.endswith('"') and len(value) >= 2:
-        value = value[1:-1]
-    return value
+    return tuple(sorted(tags.as_set())) or ("",)  # only weak or empty tags: nothing matches
 
 
 def not_modified(tag: str) -> bool:
-    header = request.headers.get("If-None-Match")
-    if not header:
+    """If-None-Match lists the tag (weak comparison, as RFC 9110 asks for it), or is *."""
+    if "If-None-Match" not in request.headers:
         return False
-    wanted = {t.strip().removeprefix("W/").strip('"') for t in header.split(",")}
-    return "*" in wanted or tag.removeprefix("W/").strip('"') in wanted
+    return request.if_none_match.contains_weak(tag.removeprefix("W/").strip('"'))
 
 
 _encoded: dict[tuple[Any, ...], bytes] = {}
@@ -275,7 +301,7 @@ def json_response(
         extra["ETag"] = etag
     if revision:
         extra["X-Content-Revision"] = revision
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         default_cache = "private, no-cache" if actor().role != "anonymous" else "no-cache"
         extra.setdefault("Cache-Control", default_cache)
         extra["Vary"] = "Authorization, Origin"

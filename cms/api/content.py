@@ -81,11 +81,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
     item_schema = ctype.item_schema_class
 
     @blp.before_request
-    def writers_only() -> Response | None:
-        # Authenticate before the body is even parsed: a stranger learns nothing from a 422.
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
-            require("editor")
-            return None
+    def public_revalidation() -> Response | None:
         return revalidated(ctype)
 
     @blp.route("")
@@ -126,6 +122,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 headers=pagination_header(len(items), page, page_size),
             )
 
+        @blp.requires("editor")
         @blp.arguments(WriteHeadersSchema(), location="headers")
         @blp.arguments(ctype.create_schema_class())
         @blp.response(201, item_schema, headers=WRITE_RESPONSE_HEADERS)
@@ -164,6 +161,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
             etag = f'W/"{item.blob}-html"' if render else quoted(item.blob)
             return json_response(body, etag=etag, revision=sha)
 
+        @blp.requires("editor")
         @blp.arguments(WriteHeadersSchema(), location="headers")
         @blp.arguments(ctype.input_schema_class())
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
@@ -175,6 +173,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 service().replace(ctype, slug, body, if_match(headers), who, change_reason(headers))
             )
 
+        @blp.requires("editor")
         @blp.arguments(WriteHeadersSchema(), location="headers")
         @blp.arguments(ctype.patch_schema_class(), content_type="application/merge-patch+json")
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
@@ -191,6 +190,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 service().patch(ctype, slug, body, if_match(headers), who, change_reason(headers))
             )
 
+        @blp.requires("editor")
         @blp.arguments(WriteHeadersSchema(), location="headers")
         @blp.response(
             204, headers={"X-Content-Revision": WRITE_RESPONSE_HEADERS["X-Content-Revision"]}
@@ -205,6 +205,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>/history")
     class History(MethodView):
+        @blp.requires("auditor")
         @blp.arguments(ItemHistoryQuerySchema(), location="query", unknown=RAISE)
         @blp.response(200, VersionSchema(many=True), headers=PAGINATION_HEADER)
         @blp.errors(*READ_ERRORS)
@@ -219,6 +220,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>/diff")
     class Diff(MethodView):
+        @blp.requires("auditor")
         @blp.arguments(DiffQuerySchema(), location="query", unknown=RAISE)
         @blp.response(200, DiffSchema)
         @blp.errors(*READ_ERRORS)
@@ -232,6 +234,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>/blame")
     class Blame(MethodView):
+        @blp.requires("auditor")
         @blp.arguments(BlameQuerySchema(), location="query", unknown=RAISE)
         @blp.response(200, BlameSchema)
         @blp.errors(*READ_ERRORS, 409)
@@ -242,6 +245,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>/revert")
     class Revert(MethodView):
+        @blp.requires("editor")
         @blp.arguments(WriteHeadersSchema(), location="headers")
         @blp.arguments(RevertSchema())
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
@@ -253,7 +257,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
             "send the zero id (40 zeros).",
         )
         def post(self, headers: dict[str, Any], body: dict[str, Any], slug: str) -> Response:
-            who = actor()
+            who = require("editor")
             target = resolve(body["to"], MAIN).commit
             return written(
                 service().revert(
@@ -263,6 +267,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
 
     @blp.route("/<slug:slug>/publish")
     class Publish(MethodView):
+        @blp.requires("admin")
         @blp.arguments(ReasonHeadersSchema(), location="headers")
         @blp.response(200, PublishResultSchema)
         @blp.errors(401, 403, 404, 409, 422, 503, 507)

@@ -10,17 +10,18 @@ import base64
 import binascii
 import gzip
 import re
-import shutil
 import subprocess
 import tempfile
+import zlib
 from collections.abc import Iterator
 from typing import IO
 
 from flask import Blueprint, Response, request, stream_with_context
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from cms import auth
 from cms.api.common import service
-from cms.errors import Forbidden, NotFound, Unauthorized
+from cms.errors import BadRequest, Forbidden, NotFound, Unauthorized
 
 blp = Blueprint("git", __name__, url_prefix="/git/content.git")
 
@@ -46,7 +47,7 @@ def _authorize() -> None:
         secret = value.strip()
     if not secret:
         raise GitUnauthorized("Clone with an auditor token as the password.")
-    with service().read_session() as session:
+    with service().accounts_session() as session:
         try:
             who = auth.actor_for_secret(session, secret)
         except Unauthorized as exc:
@@ -67,13 +68,28 @@ def smart_http(subpath: str) -> Response:
 
 
 def _request_body() -> IO[bytes]:
-    """The request body on disk, gunzipped when the client compressed it."""
+    """The request body on disk, gunzipped when the client compressed it; the limit counts
+    the bytes git would read (decompressed), so a small bomb cannot fill the disk."""
     body = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 (closed by the stream)
     request.max_content_length = MAX_UPLOAD_REQUEST
     source: IO[bytes] = request.stream
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
         source = gzip.GzipFile(fileobj=request.stream)  # type: ignore[assignment]
-    shutil.copyfileobj(source, body)
+    size = 0
+    try:
+        while chunk := source.read(65536):
+            size += len(chunk)
+            if size > MAX_UPLOAD_REQUEST:
+                raise RequestEntityTooLarge(
+                    f"A fetch request is limited to {MAX_UPLOAD_REQUEST} bytes, decompressed."
+                )
+            body.write(chunk)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        body.close()
+        raise BadRequest(f"The request body is not valid gzip: {exc}") from None
+    except BaseException:
+        body.close()
+        raise
     body.seek(0)
     return body
 

@@ -50,6 +50,7 @@ def _time_filter(query: dict[str, Any], name: str) -> int | None:
 
 @blp.route("/history")
 class AuditLog(MethodView):
+    @blp.requires("auditor")
     @blp.arguments(AuditQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, AuditEntrySchema(many=True), headers=PAGINATION_HEADER)
     @blp.errors(*READ_ERRORS)
@@ -75,6 +76,7 @@ class AuditLog(MethodView):
 
 @blp.route("/history/<commit>")
 class CommitDetail(MethodView):
+    @blp.requires("auditor")
     @blp.response(200, CommitDetailSchema)
     @blp.errors(*READ_ERRORS)
     @blp.doc(security=BEARER, summary="One commit: who, when, why, items changed, the patch")

@@ -78,6 +78,7 @@ class Site(MethodView):
 
 @blp.route("/publish")
 class PublishSite(MethodView):
+    @blp.requires("admin")
     @blp.arguments(ReasonHeadersSchema(), location="headers")
     @blp.response(200, PublishResultSchema)
     @blp.errors(401, 403, 422, 503, 507)
@@ -95,6 +96,7 @@ class PublishSite(MethodView):
 
 @blp.route("/publish/pending")
 class Pending(MethodView):
+    @blp.requires("auditor")
     @blp.response(200, PendingSchema(many=True))
     @blp.errors(401, 403, 503)
     @blp.doc(security=BEARER, summary="What differs between drafts and the public site")
@@ -114,6 +116,7 @@ class Releases(MethodView):
         actor()
         return json_response(service().releases())
 
+    @blp.requires("admin")
     @blp.arguments(ReleaseCreateSchema())
     @blp.response(201, ReleaseSchema)
     @blp.errors(400, 401, 403, 409, 413, 415, 422, 503, 507)

@@ -11,11 +11,10 @@ from __future__ import annotations
 from cms.service.items import MAIN, PUBLISHED, REF_NAMES, REFS, Item, Snapshot, filter_sort
 from cms.service.maintenance import Maintenance
 from cms.service.messages import REASON_MAX
-from cms.service.publishing import Publishing
 from cms.service.writes import WriteResult, Writes
 
 
-class ContentService(Writes, Publishing, Maintenance):
+class ContentService(Writes, Maintenance):
     """Everything views may ask of the content: reads, writes, publishing, maintenance."""
 
 

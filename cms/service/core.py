@@ -3,32 +3,53 @@ catch-up that carries commits from git into the index, commits, and the snapshot
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cms import auth, index
 from cms.auth import Actor
-from cms.errors import Conflict, NotFound
-from cms.index import CommitRecord, ItemChange, ItemRow, RefHead
+from cms.errors import Conflict, NotFound, Unavailable
+from cms.index import CommitRecord, CommitRow, ItemChange, ItemRow, RefHead
 from cms.service.items import Item, Snapshot, filter_sort, item_from_blob, load_item
 from cms.service.messages import action_of, commit_message, split_message, token_id_of
 from cms.service.mirror import Mirror
-from cms.store.errors import StoreError
+from cms.store.errors import RefMoved, StoreError
 from cms.store.git import GitStore
 from cms.store.lock import write_lock
 from cms.store.log import LogEntry
 from cms.store.objects import CommitInfo, Identity, ObjectAccess
-from cms.types import ContentType, item_key
+from cms.types import TYPES, ContentType, item_key
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+REF_RETRIES = 3  # how often a write catches up again when git moved its ref under it
+
+
+def retry_on_ref_moved(method: Callable[P, R]) -> Callable[P, R]:
+    """Run a locked write again when its compare-and-swap found the ref moved by git (a
+    commit by hand between the catch-up and the swap): it is no outage, only news."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        for _ in range(REF_RETRIES):
+            try:
+                return method(*args, **kwargs)
+            except RefMoved as exc:
+                log.info("%s: catching up and trying again", exc)
+        raise Unavailable("The repository kept moving under this write; retry.")
+
+    return wrapper
 
 
 class ServiceBase:
@@ -40,9 +61,13 @@ class ServiceBase:
         engine: Engine,
         committer: Identity,
         lock_timeout: float = 10.0,
+        accounts_engine: Engine | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
+        # tokens: a database of their own by default, so that losing or rebuilding the index
+        # (a derived thing) can never take them
+        self.accounts_engine = accounts_engine or engine
         self.committer = committer
         self.lock_timeout = lock_timeout
         self.lock_path = store.path.with_name(store.path.name + ".cms-lock")
@@ -52,6 +77,9 @@ class ServiceBase:
         self._read_sessions = sessionmaker(read_engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(
             engine.execution_options(sqlite_immediate=True), expire_on_commit=False
+        )
+        self._accounts_sessions = sessionmaker(
+            self.accounts_engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
         self._snapshots: dict[str, Snapshot] = {}
         self.mirror: Mirror | None = None  # set by create_app when CMS_MIRROR_URL is given
@@ -75,11 +103,22 @@ class ServiceBase:
         with self._write_sessions() as session, session.begin():
             yield session
 
+    @contextmanager
+    def accounts_session(self) -> Iterator[Session]:
+        """A transaction on the accounts (tokens) database."""
+        with self._accounts_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled database connection (before a fork, at shutdown)."""
+        self.engine.dispose()
+        self.accounts_engine.dispose()
+
     def _check_index_file(self) -> None:
         """If the SQLite file was deleted or replaced under us, start over on the new one.
 
         Pooled connections would go on using the deleted file; the index is rebuilt from git
-        by the catch-up on the next read. (Tokens lived in that file and are gone with it.)
+        by the catch-up on the next read. (Tokens live in a database of their own.)
         """
         if self._sqlite_file is None:
             return
@@ -100,7 +139,7 @@ class ServiceBase:
 
     def _ensure_tables(self, may_rebuild: bool = True) -> None:
         index.ensure_schema(self.engine, may_rebuild=may_rebuild)
-        auth.create_tables(self.engine)
+        auth.create_tables(self.accounts_engine)
 
     @contextmanager
     def locked(self) -> Iterator[Session]:
@@ -127,13 +166,29 @@ class ServiceBase:
         if known is not None and known.sha == head:
             return 0, known
         entries = self.store.first_parent_log(head, known.sha if known else None)
-        if entries is None:  # the ref was rewritten: the indexed commit is not on its line
+        if entries is None:  # the indexed head is not on the ref's line any more
+            back = session.get(CommitRow, (ref, head))
+            if back is not None:  # wound back along its own line: drop what came after
+                self._rewind(session, ref, back)
+                return 0, session.get(RefHead, ref)
+            log.warning("%s was rewritten: indexing its history again", ref)
             index.clear_ref(session, ref)
             session.flush()
             known = None
             entries = self.store.first_parent_log(head, None) or []
         row = self.record(session, ref, entries, head_row=known, progress=progress)
         return len(entries), row
+
+    def _rewind(self, session: Session, ref: str, to: CommitRow) -> None:
+        changed = index.rewind(session, ref, to)
+        log.warning("%s was wound back to %s: later commits dropped from the index", ref, to.sha)
+        with self.store.objects() as objs:
+            tree = objs.read_commit(to.sha).tree
+            items = {
+                key: (objs.blob_at(tree, TYPES[key[0]].path(key[1])), to.sha) for key in changed
+            }
+            index.put_items(session, ref, items, functools.partial(load_item, objs))
+        session.flush()
 
     def record(
         self,
@@ -207,21 +262,30 @@ class ServiceBase:
     # --- reads --------------------------------------------------------------------------------
 
     def snapshot(self, ref: str) -> Snapshot:
-        """The current items of a ref; the index is caught up first if git moved."""
+        """The current items of a ref; the index is caught up first if git moved.
+
+        A cached snapshot is served while the ref's file is the very file it was taken from
+        (one stat): any move of the ref, forward, back or sideways, by the CMS or by hand,
+        replaces that file, and then the index's head is compared with git's again.
+        """
+        stamp = self.store.ref_stamp(ref)
+        cached = self._snapshots.get(ref)
+        if cached is not None and stamp is not None and cached.stamp == stamp:
+            return cached
         head = self.store.read_ref(ref)
         if head is None:
             return Snapshot(sha="")
-        cached = self._snapshots.get(ref)
-        if cached is not None and cached.sha == head:
-            return cached
         with self.read_session() as session:
             known = session.get(RefHead, ref)
         if known is None or known.sha != head:
             with self.locked() as session:
                 self.sync_ref(session, ref)
+        elif cached is not None and cached.sha == head:
+            cached.stamp = stamp  # the same commit, and the index holds it
+            return cached
         with self.read_session() as session:
             known = session.get(RefHead, ref)
-            snap = Snapshot(sha=known.sha if known else "")
+            snap = Snapshot(sha=known.sha if known else "", stamp=stamp)
             rows = session.scalars(select(ItemRow).where(ItemRow.ref == ref)).all()
             # slug order, the same on every database (collations differ on '-')
             for row in sorted(rows, key=lambda r: (r.type, r.slug)):

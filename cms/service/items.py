@@ -40,6 +40,7 @@ class Snapshot:
 
     sha: str
     items: dict[str, dict[str, Item]] = field(default_factory=dict)
+    stamp: tuple[int, ...] | None = None  # the ref file's identity it was taken at
 
 
 @dataclass(frozen=True)

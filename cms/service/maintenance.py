@@ -11,15 +11,15 @@ from typing import Any
 from cms import index
 from cms.index import RefHead
 from cms.serialize import canonical_yaml, parse_yaml
-from cms.service.core import ServiceBase
 from cms.service.items import MAIN, PUBLISHED, REFS, expected_items
+from cms.service.publishing import Publishing
 from cms.store.lock import write_lock
 from cms.store.process import git_env
 from cms.types import TYPES, ContentType, item_key
 
 
-class Maintenance(ServiceBase):
-    """Start-up, catch-up, rebuild and checks."""
+class Maintenance(Publishing):
+    """Start-up, catch-up, rebuild and checks (of releases too, hence Publishing)."""
 
     def bootstrap(self, seed_path: Path | None) -> None:
         """Create tables and the repository (importing the seed), then catch the index up."""
@@ -104,7 +104,7 @@ class Maintenance(ServiceBase):
                 for (type_name, slug), (_, _, error) in sorted(want.items()):
                     if error:
                         problems.append(f"{ref}: {type_name}/{slug}.yaml is invalid: {error}")
-        return problems
+        return problems + self.tag_problems()
 
     def readiness(self) -> dict[str, dict[str, Any]]:
         """Is the repository readable, the database reachable, and how far is the index behind?"""

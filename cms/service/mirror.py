@@ -37,6 +37,16 @@ def redact(url: str) -> str:
     return re.sub(r"//[^/@]*@", "//***@", url)
 
 
+def rejected_refs(porcelain: str) -> list[str]:
+    """The remote refs `git push --porcelain` reports as refused ('!' lines)."""
+    out = []
+    for line in porcelain.splitlines():
+        flag, _, rest = line.partition("\t")
+        if flag == "!":
+            out.append(rest.split("\t", 1)[0].partition(":")[2])
+    return out
+
+
 class Mirror:
     def __init__(self, store: GitStore, url: str, retry_max: float = 60.0) -> None:
         if url.startswith("-"):
@@ -84,8 +94,10 @@ class Mirror:
         try:
             with write_lock(self.lock_path, timeout=120):
                 refs = self.local_refs()
+                # never forced: a ref rewound by hand here must not wipe the off-site history;
+                # git refuses the non-fast-forward and /readyz shows which refs it refused
                 proc = subprocess.run(
-                    ["git", f"--git-dir={self.store.path}", "push", "--porcelain", "--force",
+                    ["git", f"--git-dir={self.store.path}", "push", "--porcelain",
                      "--quiet", self.url, *REFSPECS],
                     capture_output=True,
                     env={**git_env(), "GIT_SSH_COMMAND": os.environ.get(
@@ -94,13 +106,22 @@ class Mirror:
                     check=False,
                 )  # fmt: skip
                 if proc.returncode == 0:
-                    self._save({**state, "pushed": refs, "at": time.time(), "error": None})
+                    self._save(
+                        {**state, "pushed": refs, "at": time.time(), "error": None, "rejected": []}
+                    )
                     return True
                 error = proc.stderr.decode(errors="replace").strip()[-500:]
+                rejected = rejected_refs(proc.stdout.decode(errors="replace"))
         except (LockTimeout, OSError, subprocess.TimeoutExpired) as exc:
-            error = str(exc)
+            error, rejected = str(exc), []
+        if rejected:
+            log.warning(
+                "mirror %s refused %s (not a fast-forward: rewound here by hand?)",
+                redact(self.url),
+                ", ".join(rejected),
+            )
         log.warning("mirror push to %s failed: %s", redact(self.url), error)
-        self._save({**state, "error": error, "failed_at": time.time()})
+        self._save({**state, "error": error, "failed_at": time.time(), "rejected": rejected})
         return False
 
     def local_refs(self) -> dict[str, str]:
@@ -136,4 +157,5 @@ class Mirror:
             "lag_seconds": (round(time.time() - since, 1) if since else None) if behind else 0,
             "last_success": since,
             "last_error": state.get("error"),
+            "rejected": state.get("rejected") or [],
         }

@@ -11,13 +11,14 @@ from sqlalchemy.orm import Session
 
 from cms.auth import Actor
 from cms.errors import Conflict, Invalid, NotFound
+from cms.index import CommitRow
 from cms.patches import json_patch
-from cms.service.core import ServiceBase
+from cms.service.core import ServiceBase, retry_on_ref_moved
 from cms.service.integrity import check_links_of
 from cms.service.items import MAIN, PUBLISHED, REFS, diff_trees, iso_time
 from cms.service.messages import action_of, clean_reason
 from cms.service.writes import WriteResult
-from cms.store.errors import RefMoved
+from cms.store.errors import ObjectMissing, RefMoved
 from cms.types import TYPES, ContentType
 
 TAG_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,99}$")
@@ -38,6 +39,7 @@ def safe_tag_name(name: str) -> bool:
 class Publishing(ServiceBase):
     """Moves published (by merge or by one file), and tags releases on it."""
 
+    @retry_on_ref_moved
     def publish_site(self, actor: Actor, reason: str | None) -> WriteResult:
         """Make published equal main: one merge commit (published, main) with main's tree."""
         message_reason = clean_reason(reason)
@@ -62,13 +64,13 @@ class Publishing(ServiceBase):
         return WriteResult(None, commit.sha, changed=True)
 
     def _synced_heads(self, session: Session) -> tuple[str, str | None]:
-        """main's and published's heads, with the index caught up to both. Lock held."""
-        for ref in REFS:
-            self.sync_ref(session, ref)
-        main, pub = self.store.read_ref(MAIN), self.store.read_ref(PUBLISHED)
+        """main's and published's heads as the index holds them, caught up to git. Lock held.
+        A swap from these heads fails (RefMoved) if git moved a ref since."""
+        main, pub = (self.sync_ref(session, ref)[1] for ref in REFS)
         assert main is not None
-        return main, pub
+        return main.sha, pub.sha if pub else None
 
+    @retry_on_ref_moved
     def publish_item(
         self, ctype: ContentType, slug: str, actor: Actor, reason: str | None
     ) -> WriteResult:
@@ -147,11 +149,11 @@ class Publishing(ServiceBase):
         text = "\n".join(" ".join(line.split()) for line in message.splitlines()).strip()
         ref = f"refs/tags/{name}"
         with self.locked() as session:
-            self.sync_ref(session, PUBLISHED)
+            _, row = self.sync_ref(session, PUBLISHED)
             if self.store.read_ref(ref) is not None:
                 raise Conflict(f"Release '{name}' already exists.")
-            pub = self.store.read_ref(PUBLISHED)
-            assert pub is not None
+            assert row is not None
+            pub = row.sha
             tagger = self.identity(actor)
             with self.store.objects() as objs:
                 tag = objs.write_tag(pub, name, tagger, text or f"Release {name}", int(time.time()))
@@ -162,13 +164,35 @@ class Publishing(ServiceBase):
             self._refs_moved()
         return self.release(name)
 
-    def release(self, name: str) -> dict[str, Any]:
+    def tag_commit(self, name: str) -> tuple[str, str] | None:
+        """(tag object or commit id, the commit it leads to) of a tag; None when there is no
+        such tag or it does not lead to a commit (a tag of a tree or blob, made by hand)."""
+        if not safe_tag_name(name):
+            return None
         sha = self.store.read_ref(f"refs/tags/{name}")
         if sha is None:
-            raise NotFound(f"No release named '{name}'.")
+            return None
+        with self.store.objects() as objs:
+            try:
+                return sha, objs.peel_to_commit(sha)
+            except ObjectMissing:
+                return None
+
+    def on_published(self, commit: str) -> bool:
+        """Is the commit on published's first-parent line (what anonymous readers may see)?"""
+        self.snapshot(PUBLISHED)  # the index caught up with git first
+        with self.read_session() as session:
+            return session.get(CommitRow, (PUBLISHED, commit)) is not None
+
+    def release(self, name: str) -> dict[str, Any]:
+        """A release: a tag whose commit is on published. Any other tag is no release (`cms
+        check` reports it)."""
+        found = self.tag_commit(name)
+        if found is None or not self.on_published(found[1]):
+            raise NotFound(f"No release named '{name[:100]}'.")
+        sha, commit = found
         with self.store.objects() as objs:
             tag = objs.read_tag(sha)
-            commit = objs.peel_to_commit(sha)
             info = objs.read_commit(commit)
         return {
             "name": name,
@@ -180,8 +204,22 @@ class Publishing(ServiceBase):
         }
 
     def releases(self) -> list[dict[str, Any]]:
-        found = [
-            self.release(ref.removeprefix("refs/tags/"))
-            for ref in self.store.list_refs("refs/tags/")
-        ]
+        found = []
+        for ref in self.store.list_refs("refs/tags/"):
+            try:
+                found.append(self.release(ref.removeprefix("refs/tags/")))
+            except NotFound:
+                continue
         return sorted(found, key=lambda r: (r["time"], r["name"]), reverse=True)
+
+    def tag_problems(self) -> list[str]:
+        """Tags that are not releases: they lead to no commit, or to one not on published."""
+        problems = []
+        for ref in sorted(self.store.list_refs("refs/tags/")):
+            name = ref.removeprefix("refs/tags/")
+            found = self.tag_commit(name)
+            if found is None:
+                problems.append(f"{ref} does not lead to a commit (or is no safe release name)")
+            elif not self.on_published(found[1]):
+                problems.append(f"{ref} points at {found[1]}, which is not on published")
+        return problems

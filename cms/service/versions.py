@@ -96,7 +96,7 @@ class Versions:
                     raise NotFound(f"Nothing was on {short_ref(ref)} at {rev}.")
                 return Revision(sha, rev)
             if safe_tag_name(rev):
-                return Revision(self._tag_commit(rev), rev)
+                return Revision(self._tag_commit(rev, published_only), rev)
         raise BadRequest(
             "A revision is a commit id (7 to 40 lowercase hex), a release name, "
             "or an ISO 8601 time such as 2025-07-19T09:00:00Z."
@@ -113,12 +113,11 @@ class Versions:
             raise BadRequest(f"Commit id {prefix} is ambiguous: give more digits.")
         return found[0]
 
-    def _tag_commit(self, name: str) -> str:
-        sha = self.svc.store.read_ref(f"refs/tags/{name}")
-        if sha is None:
+    def _tag_commit(self, name: str, published_only: bool) -> str:
+        found = self.svc.tag_commit(name)
+        if found is None or (published_only and not self.svc.on_published(found[1])):
             raise NotFound(f"No release named '{name}'.")
-        with self.svc.store.objects() as objs:
-            return objs.peel_to_commit(sha)
+        return found[1]
 
     # --- reads at a revision -----------------------------------------------------------------
 

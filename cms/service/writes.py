@@ -8,7 +8,8 @@ and only the trees, the commit, the ref and the index are written there.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -19,7 +20,7 @@ from cms.auth import Actor
 from cms.errors import Conflict, Invalid, NotFound, PreconditionRequired, StaleETag
 from cms.index import ItemRow, RefHead
 from cms.serialize import canonical_yaml
-from cms.service.core import ServiceBase
+from cms.service.core import ServiceBase, retry_on_ref_moved
 from cms.service.integrity import check_links_of
 from cms.service.items import MAIN, Item, blob_id, slugify
 from cms.service.messages import clean_reason
@@ -33,7 +34,7 @@ class Edit:
     """What kind of change a write makes, and what it expects to find."""
 
     action: str  # create, update, delete, revert: the first word of the commit's subject
-    if_match: str | None
+    if_match: tuple[str, ...] | None  # any of these ETags may match (RFC 9110)
     create: bool = False  # the item must not exist yet
     absent_ok: bool = False  # a revert may re-create a deleted item (If-Match: the zero id)
     subject_suffix: str = ""
@@ -68,6 +69,17 @@ class WriteResult:
     changed: bool
 
 
+log = logging.getLogger(__name__)
+
+IfMatch = str | Collection[str] | None  # one ETag, or the list an If-Match header gave
+
+
+def if_match_tags(if_match: IfMatch) -> tuple[str, ...] | None:
+    if if_match is None:
+        return None
+    return (if_match,) if isinstance(if_match, str) else tuple(if_match)
+
+
 def validation_errors(exc: ValidationError) -> dict[str, Any]:
     messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
     return {"json": messages}
@@ -96,19 +108,21 @@ class Writes(ServiceBase):
         ctype: ContentType,
         slug: str,
         body: dict[str, Any],
-        if_match: str | None,
+        if_match: IfMatch,
         actor: Actor,
         reason: str | None,
     ) -> WriteResult:
         data = ctype.schema.dump(body)
-        return self._write(ctype, slug, lambda _: data, Edit("update", if_match), actor, reason)
+        return self._write(
+            ctype, slug, lambda _: data, Edit("update", if_match_tags(if_match)), actor, reason
+        )
 
     def patch(
         self,
         ctype: ContentType,
         slug: str,
         patch: dict[str, Any],
-        if_match: str | None,
+        if_match: IfMatch,
         actor: Actor,
         reason: str | None,
     ) -> WriteResult:
@@ -125,17 +139,21 @@ class Writes(ServiceBase):
                     "The patched item is not valid.", errors=validation_errors(exc)
                 ) from None
 
-        return self._write(ctype, slug, merge, Edit("update", if_match), actor, reason)
+        return self._write(
+            ctype, slug, merge, Edit("update", if_match_tags(if_match)), actor, reason
+        )
 
     def delete(
         self,
         ctype: ContentType,
         slug: str,
-        if_match: str | None,
+        if_match: IfMatch,
         actor: Actor,
         reason: str | None,
     ) -> WriteResult:
-        return self._write(ctype, slug, lambda _: None, Edit("delete", if_match), actor, reason)
+        return self._write(
+            ctype, slug, lambda _: None, Edit("delete", if_match_tags(if_match)), actor, reason
+        )
 
     def _write(
         self,
@@ -158,48 +176,74 @@ class Writes(ServiceBase):
                 "This write needs If-Match with the item's ETag (GET it first)."
             )
         message_reason = clean_reason(reason)
-        path = ctype.path(slug)
         plan = self._plan_unlocked(ctype, slug, make, edit)
         if plan is not None and not plan.changed:
             return plan.unchanged()
-        with self.locked() as session:
-            _, synced = self.sync_ref(session, MAIN)
-            head = self.store.read_ref(MAIN)
-            with self.store.objects() as objs:
-                if plan is None or plan.head != head:
-                    tree = objs.read_commit(head).tree if head else None
-                    current_blob = objs.blob_at(tree, path) if tree else None
-                    if plan is not None and plan.current_blob == current_blob:
-                        # only other items changed: they may be what this one links to
-                        check_links_of(session, ctype, slug, plan.new_data)
-                        plan = replace(plan, head=head, tree=tree)
-                    else:
-                        plan = self._plan(session, objs, ctype, slug, make, edit, head)
-                        if not plan.changed:
-                            return plan.unchanged()
-                        self._store_blob(objs, plan)
-                info = self._commit(
-                    objs,
+        return self._write_locked(ctype, slug, make, edit, actor, message_reason, plan)
+
+    @retry_on_ref_moved
+    def _write_locked(
+        self,
+        ctype: ContentType,
+        slug: str,
+        make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        edit: Edit,
+        actor: Actor,
+        message_reason: str,
+        plan: _Plan | None,
+    ) -> WriteResult:
+        """Under the lock: confirm or redo the plan at the indexed head, commit, move the ref
+        from that head (RefMoved if git moved it meanwhile), index the commit.
+
+        Once the ref has moved the edit is durable: it is acknowledged even when indexing it
+        fails (the catch-up indexes it on the next read)."""
+        path = ctype.path(slug)
+        landed: WriteResult | None = None
+        try:
+            with self.locked() as session:
+                _, synced = self.sync_ref(session, MAIN)
+                head = synced.sha if synced else None  # the swap expects what the index holds
+                with self.store.objects() as objs:
+                    if plan is None or plan.head != head:
+                        tree = objs.read_commit(head).tree if head else None
+                        current_blob = objs.blob_at(tree, path) if tree else None
+                        if plan is not None and plan.current_blob == current_blob:
+                            # only other items changed: they may be what this one links to
+                            check_links_of(session, ctype, slug, plan.new_data)
+                            plan = replace(plan, head=head, tree=tree)
+                        else:
+                            plan = self._plan(session, objs, ctype, slug, make, edit, head)
+                            if not plan.changed:
+                                return plan.unchanged()
+                            self._store_blob(objs, plan)
+                    info = self._commit(
+                        objs,
+                        MAIN,
+                        head,
+                        objs.tree_with_changes(plan.tree, {path: plan.new_blob}),
+                        [head] if head else [],
+                        actor,
+                        f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}",
+                        message_reason,
+                        [f"CMS-Action: {edit.action}", *edit.trailers],
+                    )
+                new_blob, new_data = plan.new_blob, plan.new_data
+                item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
+                landed = WriteResult(item, info.sha, changed=True)
+                # we know exactly what changed: index it without asking git
+                self.record(
+                    session,
                     MAIN,
-                    head,
-                    objs.tree_with_changes(plan.tree, {path: plan.new_blob}),
-                    [head] if head else [],
-                    actor,
-                    f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}",
-                    message_reason,
-                    [f"CMS-Action: {edit.action}", *edit.trailers],
+                    [LogEntry(info, [(path, plan.current_blob, new_blob)])],
+                    head_row=synced,
+                    known={new_blob: new_data} if new_blob and new_data else None,
                 )
-            # we know exactly what changed: index it without asking git
-            new_blob, new_data = plan.new_blob, plan.new_data
-            self.record(
-                session,
-                MAIN,
-                [LogEntry(info, [(path, plan.current_blob, new_blob)])],
-                head_row=synced,
-                known={new_blob: new_data} if new_blob and new_data else None,
-            )
-        item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
-        return WriteResult(item, info.sha, changed=True)
+        except Exception:
+            if landed is None:
+                raise
+            log.exception("%s landed but indexing it failed: the catch-up will", landed.commit)
+        assert landed is not None
+        return landed
 
     def _plan_unlocked(
         self,
@@ -243,7 +287,7 @@ class Writes(ServiceBase):
         if not edit.create:
             if current is None and not edit.absent_ok:
                 raise NotFound(f"No {ctype.name} item '{slug}'.")
-            if edit.if_match != (current_blob or ZERO):
+            if (current_blob or ZERO) not in (edit.if_match or ()):
                 raise StaleETag(current.as_json() if current else None, current_blob or ZERO)
         new_data = make(current.data if current else None)
         check_links_of(session, ctype, slug, new_data)
@@ -261,7 +305,7 @@ class Writes(ServiceBase):
         ctype: ContentType,
         slug: str,
         to: str,
-        if_match: str | None,
+        if_match: IfMatch,
         actor: Actor,
         reason: str | None,
     ) -> WriteResult:
@@ -274,7 +318,7 @@ class Writes(ServiceBase):
         data = old.data
         edit = Edit(
             "revert",
-            if_match,
+            if_match_tags(if_match),
             absent_ok=True,
             subject_suffix=f" to {to[:12]}",
             trailers=(f"CMS-Reverted-To: {to}",),

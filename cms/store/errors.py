@@ -3,7 +3,7 @@ is missing."""
 
 from __future__ import annotations
 
-from cms.errors import RepositoryFailure
+from cms.errors import RepositoryFailure, Unavailable
 
 
 class StoreError(RepositoryFailure):
@@ -16,3 +16,7 @@ class RefMoved(StoreError):
 
 class ObjectMissing(StoreError):
     """An object the caller named is not in the repository."""
+
+
+class RefLocked(StoreError, Unavailable):
+    """Another git process (by hand, or `git gc`) holds the ref's lock file: 503, retry."""

@@ -44,6 +44,7 @@ class MemoryStore:
         self._refs: dict[str, str] = {}
         self._created = False
         self._mutex = threading.Lock()
+        self._moves = 0  # counts ref updates: what a ref file's identity says in GitStore
 
     def exists(self) -> bool:
         return self._created
@@ -65,6 +66,9 @@ class MemoryStore:
     def read_ref(self, ref: str) -> str | None:
         return self._refs.get(ref)
 
+    def ref_stamp(self, ref: str) -> tuple[int, int, int, int] | None:
+        return (0, 0, self._moves, 0) if ref in self._refs else None
+
     def list_refs(self, prefix: str) -> dict[str, str]:
         return {name: sha for name, sha in self._refs.items() if name.startswith(prefix)}
 
@@ -76,6 +80,7 @@ class MemoryStore:
             if self._refs.get(ref) != old:
                 raise RefMoved(f"{ref} moved")
             self._refs[ref] = new
+            self._moves += 1
 
     def first_parent_log(self, head: str, stop: str | None) -> list[LogEntry] | None:
         """As GitStore's: the commits after stop on head's first-parent line, oldest first,

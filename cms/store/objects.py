@@ -296,6 +296,9 @@ class GitObjects(ObjectAccess):
         folder = self._dir / sha[:2]
         path = folder / sha[2:]
         if path.exists():  # written before, perhaps by git with other fsync settings
+            # freshened as git freshens it: a `git gc --auto` running now must not prune an
+            # old unreachable object that the commit being made is about to reference
+            os.utime(path)
             fsync_file(path)
             fsync_dir(folder)
             return sha

@@ -9,10 +9,20 @@ import os
 import time
 from pathlib import Path
 
-from cms.store.errors import RefMoved
+from cms.store.errors import RefLocked, RefMoved
 from cms.store.objects import HEX40, ZERO, Identity, fsync_dir
 
 log = logging.getLogger(__name__)
+
+# How long a `<ref>.lock` that no CMS process left behind (git run by hand, `git gc`) is
+# waited for before the write gives up (503), and how old it must be before it is taken for
+# the leftover of a killed git and removed. git itself never holds a ref lock for minutes.
+FOREIGN_LOCK_PATIENCE = 2.0
+FOREIGN_LOCK_STALE_AFTER = 600.0
+
+# A ref file's identity: every compare-and-swap (ours or git's) renames a new file into place,
+# so a changed identity means the ref may have moved, wherever it went (forward or back).
+Stamp = tuple[int, int, int, int]
 
 
 class RefFiles:
@@ -20,6 +30,21 @@ class RefFiles:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        # names the ref whose lock a CMS process is taking, while it holds the CMS's own write
+        # lock: a `<ref>.lock` found with it was left by a CMS process that died mid-update
+        self.journal = self.path.with_name(self.path.name + ".ref-journal")
+
+    def ref_stamp(self, ref: str) -> Stamp | None:
+        """The identity of the file that holds ref now (its loose file, else packed-refs):
+        one stat, no read. Take it before reading the ref; if it is unchanged later, the ref
+        has not moved since."""
+        for path in (os.path.join(self.path, ref), os.path.join(self.path, "packed-refs")):
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+        return None
 
     def read_ref(self, ref: str) -> str | None:
         """The commit a full ref name points to, read from the ref files (no process).
@@ -75,7 +100,9 @@ class RefFiles:
         path = self.path / ref
         path.parent.mkdir(parents=True, exist_ok=True)
         lock = path.with_name(path.name + ".lock")
-        fd = self._take_ref_lock(lock)
+        leftover = self._read_journal() == ref
+        self.journal.write_text(ref)
+        fd = self._take_ref_lock(lock, leftover)
         try:
             if self.read_ref(ref) != old:
                 raise RefMoved(f"{ref} moved")
@@ -93,21 +120,43 @@ class RefFiles:
                 os.close(fd)
             lock.unlink(missing_ok=True)
             raise
+        finally:
+            self.journal.unlink(missing_ok=True)
 
-    def _take_ref_lock(self, lock: Path, patience: float = 1.0) -> int:
-        """Create `<ref>.lock`. One left by a killed process is removed after `patience`:
-        the caller holds the CMS's write lock, and git run by hand holds it for milliseconds."""
-        deadline = time.monotonic() + patience
+    def _take_ref_lock(self, lock: Path, own_leftover: bool) -> int:
+        """Create `<ref>.lock`, as git does (O_EXCL). A lock that a CMS process left when it
+        died (the journal names this ref, and the caller holds the CMS's write lock, so no
+        other CMS process can be in here) is removed at once. Any other lock belongs to git
+        run by hand or to `git gc`: it is waited for a little, then the write gives up
+        (RefLocked, 503), unless it is so old that its owner must be gone."""
+        deadline = time.monotonic() + FOREIGN_LOCK_PATIENCE
         while True:
             try:
                 return os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
-                if time.monotonic() >= deadline:
-                    log.warning("removing stale %s", lock)
-                    lock.unlink(missing_ok=True)
-                    deadline = time.monotonic() + patience
-                else:
-                    time.sleep(0.01)
+                pass
+            if own_leftover:
+                log.warning("removing %s left by a CMS process that died", lock)
+                lock.unlink(missing_ok=True)
+                own_leftover = False
+                continue
+            try:
+                age = time.time() - lock.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if age > FOREIGN_LOCK_STALE_AFTER:
+                log.warning("removing %s, untouched for %.0f s: its owner is gone", lock, age)
+                lock.unlink(missing_ok=True)
+            elif time.monotonic() >= deadline:
+                raise RefLocked(f"{lock.name} is held by another git process; retry shortly")
+            else:
+                time.sleep(0.01)
+
+    def _read_journal(self) -> str | None:
+        try:
+            return self.journal.read_text()
+        except FileNotFoundError:
+            return None
 
     def _head_target(self) -> str | None:
         try:
