@@ -11,7 +11,7 @@ from flask_smorest import Api
 
 from cms import errors, frontend, middleware
 from cms.api import common, content, git_http, history, ops, site
-from cms.config import DEFAULTS, default_instance_path
+from cms.config import DEFAULTS, PACKAGED_SEED, ConfigError, default_instance_path
 from cms.database import make_engine
 from cms.service import ContentService
 from cms.service.mirror import Mirror
@@ -47,8 +47,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         lock_timeout=float(app.config["LOCK_TIMEOUT"]),
         accounts_engine=make_engine(accounts_url) if accounts_url != db_url else None,
     )
-    seed = app.config["SEED_PATH"]
-    svc.bootstrap(Path(seed) if seed else None)
+    svc.bootstrap(seed_path(app.config["SEED_PATH"]))
     svc.gc_every = int(app.config["GC_EVERY"])
     if app.config["MIRROR_URL"]:
         svc.mirror = Mirror(
@@ -98,6 +97,20 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.register_error_handlers(app)
     middleware.init_app(app)
     return app
+
+
+def seed_path(setting: str | None) -> Path | None:
+    """The seed folder: the packaged one by default; a configured one must exist."""
+    if setting is None:
+        return PACKAGED_SEED
+    if not setting:
+        return None
+    path = Path(setting)
+    if not path.is_dir():
+        raise ConfigError(
+            f"CMS_SEED_PATH={setting!r} is not a folder (unset it for the built-in seed)"
+        )
+    return path
 
 
 class StrictApi(Api):

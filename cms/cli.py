@@ -13,7 +13,7 @@ from flask import Flask
 
 from cms import auth
 from cms.app import create_app
-from cms.config import PROJECT_ROOT
+from cms.config import ConfigError
 from cms.errors import CMSError, RepositoryFailure
 from cms.service import ContentService
 
@@ -21,6 +21,13 @@ from cms.service import ContentService
 def _service(app: Flask) -> ContentService:
     svc: ContentService = app.extensions["cms"]
     return svc
+
+
+def _app() -> Flask:
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def spec_json(app: Flask) -> str:
@@ -40,7 +47,7 @@ def main() -> None:
 @click.option("--dev", is_flag=True, help="Flask's reloading development server instead.")
 def serve(host: str, port: int, workers: int, dev: bool) -> None:
     """Start the API (gunicorn), creating the repository from the seed on first start."""
-    app = create_app()  # creates the repository and catches the index up once, before forking
+    app = _app()  # creates the repository and catches the index up once, before forking
     click.echo(f"content repository: {_service(app).store.path}")
     click.echo(f"index: {app.config['DATABASE_URL']}")
     click.echo(f"accounts: {app.config['ACCOUNTS_DATABASE_URL']}")
@@ -62,7 +69,7 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
 @main.command()
 def reindex() -> None:
     """Rebuild the SQL index from git alone (tokens are kept)."""
-    app = create_app()
+    app = _app()
 
     def progress(ref: str, done: int, total: int) -> None:
         click.echo(f"{ref}: {done}/{total} commits indexed")
@@ -75,7 +82,7 @@ def reindex() -> None:
 @main.command()
 def check() -> None:
     """git fsck the repository and compare the index with git; non-zero exit on any difference."""
-    app = create_app()
+    app = _app()
     svc = _service(app)
     problems = []
     try:
@@ -94,7 +101,7 @@ def check() -> None:
 @main.command()
 def gc() -> None:
     """Pack the content repository (git gc); safe while the server runs."""
-    svc = _service(create_app())
+    svc = _service(_app())
     before = svc.store.size()
     svc.store.gc()
     click.echo(f"repository objects: {before} -> {svc.store.size()} bytes")
@@ -103,11 +110,11 @@ def gc() -> None:
 @main.command()
 @click.option(
     "--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-    default=PROJECT_ROOT / "openapi" / "openapi.json", show_default=True,
+    default=Path("openapi") / "openapi.json", show_default=True,
 )  # fmt: skip
 def openapi(output: Path) -> None:
     """Write the OpenAPI document."""
-    app = create_app()
+    app = _app()
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(spec_json(app), encoding="utf-8")
     click.echo(f"wrote {output}")
@@ -124,7 +131,7 @@ def tokens() -> None:
 @click.option("--role", required=True, type=click.Choice(auth.ROLES))
 def tokens_create(name: str, email: str, role: str) -> None:
     """Create a token and print it once; only its hash is stored."""
-    svc = _service(create_app())
+    svc = _service(_app())
     try:
         with svc.accounts_session() as session:
             token, secret = auth.create_token(session, name, email, role)
@@ -138,7 +145,7 @@ def tokens_create(name: str, email: str, role: str) -> None:
 @tokens.command("list")
 def tokens_list() -> None:
     """List tokens (never their secrets)."""
-    svc = _service(create_app())
+    svc = _service(_app())
     with svc.accounts_session() as session:
         for t in auth.list_tokens(session):
             state = "revoked" if t.revoked_at else "active"
@@ -149,7 +156,7 @@ def tokens_list() -> None:
 @click.argument("token_id", type=int)
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token: it stops working at once, in every worker."""
-    svc = _service(create_app())
+    svc = _service(_app())
     try:
         with svc.accounts_session() as session:
             auth.revoke_token(session, token_id)

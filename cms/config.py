@@ -6,7 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# the seed content, shipped in the package (a link to content_repo/ in a checkout)
+PACKAGED_SEED = Path(__file__).resolve().parent / "seed"
+
+
+class ConfigError(Exception):
+    """A setting that cannot work: the server refuses to start, saying which and why."""
+
 
 DEFAULTS: dict[str, Any] = {
     # where the data lives; relative paths are inside the instance folder
@@ -16,7 +22,8 @@ DEFAULTS: dict[str, Any] = {
     # index's own database when that is PostgreSQL (shared by every host, in tables of their
     # own that a rebuild never drops)
     "ACCOUNTS_DATABASE_URL": None,
-    "SEED_PATH": str(PROJECT_ROOT / "content_repo"),
+    # what a new repository starts with: None is the packaged TerraBytes seed, "" nothing
+    "SEED_PATH": None,
     # who commits: the editor is the author, the CMS the committer
     "COMMITTER_NAME": "TerraBytes CMS",
     "COMMITTER_EMAIL": "cms@terrabytes.invalid",
