@@ -250,3 +250,21 @@ def test_index_deleted_while_the_server_runs(tmp_path: Path) -> None:
         assert checked.returncode == 0, checked.stderr
     finally:
         srv.kill(signal.SIGTERM)
+
+
+def test_tokens_survive_the_loss_of_the_index(tmp_path: Path) -> None:
+    """The index is derived and may be deleted or rebuilt; the tokens live elsewhere."""
+    instance = tmp_path / "instance"
+    app = create_app({"INSTANCE_PATH": str(instance)})
+    svc: ContentService = app.extensions["cms"]
+    _, secret = new_token(svc, "auditor")
+    auth = {"Authorization": f"Bearer {secret}"}
+    client = app.test_client()
+    assert client.get(PERSON + "?ref=main", headers=auth).status_code == 200
+    assert app.config["ACCOUNTS_DATABASE_URL"] != app.config["DATABASE_URL"]
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(instance / "cms.sqlite3") + suffix).unlink(missing_ok=True)
+    assert client.get(PERSON + "?ref=main", headers=auth).status_code == 200
+    svc.reindex()
+    assert client.get(PERSON + "?ref=main", headers=auth).status_code == 200
+    svc.dispose()

@@ -69,3 +69,14 @@ def test_every_type_has_its_own_schemas(spec: dict) -> None:
 def test_docs_page_is_served(client: FlaskClient) -> None:
     r = client.get("/docs")
     assert r.status_code == 200 and b"swagger" in r.data.lower()
+
+
+def test_every_operation_has_a_unique_operation_id(spec: dict) -> None:
+    ids = [
+        op.get("operationId")
+        for ops in spec["paths"].values()
+        for method, op in ops.items()
+        if method in ("get", "post", "put", "patch", "delete")
+    ]
+    assert all(ids) and len(ids) == len(set(ids))
+    assert {"listPeople", "getPerson", "updatePerson", "publishSite", "getSite"} <= set(ids)

@@ -79,6 +79,8 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         description=f"{ctype.singular} items, stored as {name}/<slug>.yaml in git",
     )
     item_schema = ctype.item_schema_class
+    # operationIds name the methods of generated clients: listPeople, getPerson, ...
+    plural, one = name.title().replace("-", ""), ctype.singular
 
     @blp.before_request
     def public_revalidation() -> Response | None:
@@ -95,7 +97,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         )
         @blp.alt_response(304, description="Not modified")
         @blp.errors(*READ_ERRORS)
-        @blp.doc(security=OPTIONAL_BEARER, summary=f"List {name}")
+        @blp.doc(security=OPTIONAL_BEARER, summary=f"List {name}", operationId=f"list{plural}")
         def get(
             self,
             page: int,
@@ -127,7 +129,11 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         @blp.arguments(ctype.create_schema_class())
         @blp.response(201, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.errors(*WRITE_ERRORS)
-        @blp.doc(security=BEARER, summary=f"Create a {ctype.singular.lower()}")
+        @blp.doc(
+            security=BEARER,
+            summary=f"Create a {ctype.singular.lower()}",
+            operationId=f"create{one}",
+        )
         def post(self, headers: dict[str, Any], body: dict[str, Any]) -> Response:
             who = require("editor")
             result = service().create(ctype, body, who, change_reason(headers))
@@ -141,7 +147,11 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.alt_response(304, description="Not modified")
         @blp.errors(*READ_ERRORS, 409)
-        @blp.doc(security=OPTIONAL_BEARER, summary=f"Read a {ctype.singular.lower()}")
+        @blp.doc(
+            security=OPTIONAL_BEARER,
+            summary=f"Read a {ctype.singular.lower()}",
+            operationId=f"get{one}",
+        )
         def get(self, query: dict[str, Any], slug: str) -> Response:
             full_ref = read_ref(query["ref"])
             if "at" not in query:
@@ -166,7 +176,11 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         @blp.arguments(ctype.input_schema_class())
         @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
         @blp.errors(*WRITE_ERRORS)
-        @blp.doc(security=BEARER, summary=f"Replace a {ctype.singular.lower()}")
+        @blp.doc(
+            security=BEARER,
+            summary=f"Replace a {ctype.singular.lower()}",
+            operationId=f"replace{one}",
+        )
         def put(self, headers: dict[str, Any], body: dict[str, Any], slug: str) -> Response:
             who = require("editor")
             return written(
@@ -181,6 +195,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         @blp.doc(
             security=BEARER,
             summary=f"Change some fields of a {ctype.singular.lower()}",
+            operationId=f"update{one}",
             description="JSON merge patch (RFC 7396): given fields replace, null removes. "
             "Also accepted as application/json.",
         )
@@ -196,7 +211,11 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
             204, headers={"X-Content-Revision": WRITE_RESPONSE_HEADERS["X-Content-Revision"]}
         )
         @blp.errors(*WRITE_ERRORS)
-        @blp.doc(security=BEARER, summary=f"Delete a {ctype.singular.lower()}")
+        @blp.doc(
+            security=BEARER,
+            summary=f"Delete a {ctype.singular.lower()}",
+            operationId=f"delete{one}",
+        )
         def delete(self, headers: dict[str, Any], slug: str) -> Response:
             who = require("editor")
             return written(
@@ -209,7 +228,11 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         @blp.arguments(ItemHistoryQuerySchema(), location="query", unknown=RAISE)
         @blp.response(200, VersionSchema(many=True), headers=PAGINATION_HEADER)
         @blp.errors(*READ_ERRORS)
-        @blp.doc(security=BEARER, summary=f"Versions of a {ctype.singular.lower()}, newest first")
+        @blp.doc(
+            security=BEARER,
+            summary=f"Versions of a {ctype.singular.lower()}, newest first",
+            operationId=f"list{one}Versions",
+        )
         def get(self, query: dict[str, Any], slug: str) -> Response:
             require("auditor")
             page, size = query["page"], query["page_size"]
@@ -224,7 +247,11 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         @blp.arguments(DiffQuerySchema(), location="query", unknown=RAISE)
         @blp.response(200, DiffSchema)
         @blp.errors(*READ_ERRORS)
-        @blp.doc(security=BEARER, summary="Field-level changes (JSON Patch) and the unified diff")
+        @blp.doc(
+            security=BEARER,
+            summary="Field-level changes (JSON Patch) and the unified diff",
+            operationId=f"diff{one}",
+        )
         def get(self, query: dict[str, Any], slug: str) -> Response:
             require("auditor")
             ref = read_ref(query["ref"])
@@ -238,7 +265,11 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         @blp.arguments(BlameQuerySchema(), location="query", unknown=RAISE)
         @blp.response(200, BlameSchema)
         @blp.errors(*READ_ERRORS, 409)
-        @blp.doc(security=BEARER, summary="For every field, the change that last set it")
+        @blp.doc(
+            security=BEARER,
+            summary="For every field, the change that last set it",
+            operationId=f"blame{one}",
+        )
         def get(self, query: dict[str, Any], slug: str) -> Response:
             require("auditor")
             return json_response(versions().blame(read_ref(query["ref"]), ctype, slug))
@@ -253,6 +284,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         @blp.doc(
             security=BEARER,
             summary=f"Restore a {ctype.singular.lower()} as of a revision, as a new commit",
+            operationId=f"revert{one}",
             description="If-Match is the item's current ETag; to bring back a deleted item, "
             "send the zero id (40 zeros).",
         )
@@ -274,6 +306,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         @blp.doc(
             security=BEARER,
             summary=f"Publish one {ctype.singular.lower()}: a commit on published changing only it",
+            operationId=f"publish{one}",
             description="Publishes the draft, or its deletion. Admins only.",
         )
         def post(self, headers: dict[str, Any], slug: str) -> Response:

@@ -54,7 +54,11 @@ class AuditLog(MethodView):
     @blp.arguments(AuditQuerySchema(), location="query", unknown=RAISE)
     @blp.response(200, AuditEntrySchema(many=True), headers=PAGINATION_HEADER)
     @blp.errors(*READ_ERRORS)
-    @blp.doc(security=BEARER, summary="Every commit, newest first, with the items it changed")
+    @blp.doc(
+        security=BEARER,
+        operationId="listHistory",
+        summary="Every commit, newest first, with the items it changed",
+    )
     def get(self, query: dict[str, Any]) -> Response:
         require("auditor")
         if "type" in query and query["type"] not in TYPES:
@@ -79,7 +83,11 @@ class CommitDetail(MethodView):
     @blp.requires("auditor")
     @blp.response(200, CommitDetailSchema)
     @blp.errors(*READ_ERRORS)
-    @blp.doc(security=BEARER, summary="One commit: who, when, why, items changed, the patch")
+    @blp.doc(
+        security=BEARER,
+        operationId="getCommit",
+        summary="One commit: who, when, why, items changed, the patch",
+    )
     def get(self, commit: str) -> Response:
         require("auditor")
         if not HEX_REV.match(commit):
@@ -98,6 +106,7 @@ class Changes(MethodView):
     @blp.errors(*READ_ERRORS)
     @blp.doc(
         security=OPTIONAL_BEARER,
+        operationId="listChanges",
         summary="Change feed: items changed after a commit, oldest first",
         description="Start without `since`, then pass `next` as `since`. A `410` means the "
         "ref was rewritten: resync from the lists and follow the feed from `head`.",

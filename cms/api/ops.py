@@ -25,7 +25,7 @@ class HealthSchema(Schema):
 class Health(MethodView):
     @blp.response(200, HealthSchema)
     @blp.errors()
-    @blp.doc(security=[{}], summary="Liveness: the process answers")
+    @blp.doc(security=[{}], operationId="getHealth", summary="Liveness: the process answers")
     def get(self) -> Response:
         return json_response({"status": "ok"})
 
@@ -35,7 +35,11 @@ class Ready(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="Not ready: see checks")
     @blp.alt_response(429, response="Error429")
-    @blp.doc(security=[{}], summary="Readiness: repository, database, index lag")
+    @blp.doc(
+        security=[{}],
+        operationId="getReadiness",
+        summary="Readiness: repository, database, index lag",
+    )
     def get(self) -> Response:
         checks: dict[str, Any] = service().readiness()
         if not _reads_drafts():  # draft commit ids are for auditors' eyes

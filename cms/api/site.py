@@ -54,6 +54,7 @@ class Site(MethodView):
     @blp.errors(*READ_ERRORS)
     @blp.doc(
         security=OPTIONAL_BEARER,
+        operationId="getSite",
         summary="The whole published site in one document",
         description="Every type's items with references (organizers, author, speakers) "
         "expanded. ETag is the commit id; `?at=` reads the site as of any revision or release.",
@@ -84,6 +85,7 @@ class PublishSite(MethodView):
     @blp.errors(401, 403, 422, 503, 507)
     @blp.doc(
         security=BEARER,
+        operationId="publishSite",
         summary="Publish the whole site: a merge commit of main into published",
         description="Admins only. `git log --first-parent published` lists publish events. "
         "With nothing pending, no commit is made.",
@@ -99,7 +101,11 @@ class Pending(MethodView):
     @blp.requires("auditor")
     @blp.response(200, PendingSchema(many=True))
     @blp.errors(401, 403, 503)
-    @blp.doc(security=BEARER, summary="What differs between drafts and the public site")
+    @blp.doc(
+        security=BEARER,
+        operationId="listPendingChanges",
+        summary="What differs between drafts and the public site",
+    )
     def get(self) -> Response:
         require("auditor")
         return json_response(service().pending())
@@ -110,7 +116,9 @@ class Releases(MethodView):
     @blp.response(200, ReleaseSchema(many=True))
     @blp.errors(401, 503)
     @blp.doc(
-        security=OPTIONAL_BEARER, summary="Releases: annotated tags on published, newest first"
+        security=OPTIONAL_BEARER,
+        operationId="listReleases",
+        summary="Releases: annotated tags on published, newest first",
     )
     def get(self) -> Response:
         actor()
@@ -120,7 +128,11 @@ class Releases(MethodView):
     @blp.arguments(ReleaseCreateSchema())
     @blp.response(201, ReleaseSchema)
     @blp.errors(400, 401, 403, 409, 413, 415, 422, 503, 507)
-    @blp.doc(security=BEARER, summary="Tag the current published site as a release")
+    @blp.doc(
+        security=BEARER,
+        operationId="createRelease",
+        summary="Tag the current published site as a release",
+    )
     def post(self, body: dict[str, Any]) -> Response:
         who = require("admin")
         release = service().create_release(body["name"], body["message"], who)
@@ -132,7 +144,7 @@ class Releases(MethodView):
 class Release(MethodView):
     @blp.response(200, ReleaseSchema)
     @blp.errors(401, 404, 503)
-    @blp.doc(security=OPTIONAL_BEARER, summary="One release")
+    @blp.doc(security=OPTIONAL_BEARER, operationId="getRelease", summary="One release")
     def get(self, name: str) -> Response:
         actor()
         return json_response(service().release(name))
