@@ -1,4 +1,5 @@
-"""The reference frontend: one page that shows the published workshop using only the public API."""
+"""The pages a person opens: the reference frontend at `/` (the published workshop, from the
+public API alone) and the API's documentation at `/docs` (Swagger UI, served from the package)."""
 
 from __future__ import annotations
 
@@ -18,5 +19,21 @@ CSP = (
 def index() -> Response:
     response = make_response(render_template("index.html", title="TerraBytes CMS"))
     response.headers["Content-Security-Policy"] = CSP
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
+# Swagger UI sets styles from its script (allowed) and draws icons as data: images; it fetches
+# only the spec, from this origin.
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+@blp.route("/docs")
+def docs() -> Response:
+    response = make_response(render_template("docs.html", title="TerraBytes CMS"))
+    response.headers["Content-Security-Policy"] = DOCS_CSP
     response.headers["Cache-Control"] = "no-cache"
     return response

@@ -43,8 +43,7 @@ def _finish(response: Response) -> Response:
     if response.mimetype == "text/html" and response.status_code != 304:
         response.headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net; "
-            "style-src 'self' https://cdn.jsdelivr.net 'unsafe-inline'; "
+            "default-src 'self'; script-src 'self'; style-src 'self'; "
             "img-src 'self' data: https:; frame-ancestors 'none'; base-uri 'none'",
         )
     if access_log.isEnabledFor(logging.INFO):

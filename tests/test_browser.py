@@ -39,6 +39,7 @@ def browser() -> Iterator[Any]:
                  "--disable-dev-shm-usage", "--window-size=1200,1600"):  # fmt: skip
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports, errors
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     yield driver
@@ -105,3 +106,29 @@ def test_drafts_preview_with_an_auditor_token(
     browser.find_element(By.ID, "token").send_keys(auditor)
     browser.find_element(By.CSS_SELECTOR, "#preview button").click()
     wait_for_text(browser, "location", "Vancouver, Canada")
+
+
+def test_api_docs_render_offline_under_their_policy(
+    browser: Any, live: tuple[Server, ContentService]
+) -> None:
+    """/docs: Swagger UI from the package (no CDN), started by a file, not an inline script."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    srv, _svc = live
+    browser.get(srv.url + "/docs")
+    WebDriverWait(browser, 30).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 55
+    )
+    summaries = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")]
+    assert "/api/v1/people/{slug}" in summaries and "/api/v1/site" in summaries
+    assert "TerraBytes CMS" in browser.find_element(By.CSS_SELECTOR, ".info .title").text
+    problems = [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if entry["level"] == "SEVERE" or "Content Security Policy" in entry["message"]
+    ]
+    assert problems == []
+    page = requests.get(srv.url + "/docs", timeout=10)
+    assert "<script>" not in page.text and "cdn" not in page.text
+    browser.save_screenshot(str(SCREENSHOTS / "terrabytes-api-docs.png"))
