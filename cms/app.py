@@ -57,9 +57,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.extensions["cms"] = svc
     app.extensions["cms_versions"] = Versions(svc)
 
-    app.url_map.converters["slug"] = common.SlugConverter
+    for name, (converter, _) in common.CONVERTERS.items():
+        app.url_map.converters[name] = converter
     api = StrictApi(app, spec_kwargs={"info": {"description": API_DESCRIPTION}})
-    api.register_converter(common.SlugConverter, common.slug_param_schema)
+    for converter, param_schema in common.CONVERTERS.values():
+        api.register_converter(converter, param_schema)
     api.spec.components.security_scheme(
         "bearerAuth",
         {"type": "http", "scheme": "bearer", "description": "A token from `cms tokens create`"},

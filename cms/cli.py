@@ -15,6 +15,7 @@ from cms import auth
 from cms.app import create_app
 from cms.config import ConfigError
 from cms.errors import CMSError, RepositoryFailure
+from cms.serve import REQUEST_LINE_LIMIT
 from cms.service import ContentService
 
 
@@ -61,6 +62,8 @@ def serve(host: str, port: int, workers: int, dev: bool) -> None:
         "--bind", f"{host}:{port}",
         "--graceful-timeout", "10",
         "--no-control-socket",  # one per user by default: two servers would share it
+        "--worker-class", "cms.serve.JSONErrorWorker",
+        "--limit-request-line", str(REQUEST_LINE_LIMIT),
         "cms.app:create_app()",
     ]  # fmt: skip
     os.execvp(argv[0], argv)  # noqa: S606 (fixed argv: gunicorn replaces this process)

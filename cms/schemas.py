@@ -180,6 +180,29 @@ class ErrorResponseSchema(Schema):
 
 REF_CHOICES = ("published", "main")
 
+# What a revision may be: a commit id (7-40 hex), a release name, or an ISO 8601 time. The
+# spec says so; the server answers anything else with 400 (and an unknown one with 404).
+REVISION_PATTERN = (
+    r"^(?:[0-9a-f]{7,40}|(?![0-9a-fA-F]{7,}$)[A-Za-z][A-Za-z0-9._-]{0,99}"
+    r"|\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]\d{2}:?\d{2})?)$"
+)
+COMMIT_PATTERN = r"^[0-9a-f]{40}$"
+COMMIT_PREFIX_PATTERN = r"^[0-9a-f]{7,40}$"
+# a release name as safe_tag_name accepts it (HEAD, main and published are refused too)
+RELEASE_NAME_PATTERN = (
+    r"^(?![0-9a-fA-F]{7,}$)(?!.*\.\.)(?!.*(?:\.|\.lock)$)[A-Za-z][A-Za-z0-9._-]{0,99}$"
+)
+# If-Match: one or more strong ETags (git blob ids), quoted, comma-separated
+IF_MATCH_PATTERN = r'^\s*"[0-9a-f]{40}"(?:\s*,\s*"[0-9a-f]{40}")*\s*$'
+
+
+def revision_field(description: str, **kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.Length(max=100),
+        metadata={"description": description, "pattern": REVISION_PATTERN},
+        **kwargs,
+    )
+
 
 class RefQuerySchema(Schema):
     ref = fields.String(
@@ -190,12 +213,9 @@ class RefQuerySchema(Schema):
 
 
 class AtQuerySchema(RefQuerySchema):
-    at = fields.String(
-        validate=validate.Length(max=100),
-        metadata={
-            "description": "Read as of a revision: a commit id (7-40 hex), a release name, "
-            "or an ISO 8601 time (the version in force then)"
-        },
+    at = revision_field(
+        "Read as of a revision: a commit id (7-40 hex), a release name, "
+        "or an ISO 8601 time (the version in force then)"
     )
 
 
@@ -227,7 +247,10 @@ class ReleaseCreateSchema(Schema):
     name = fields.String(
         required=True,
         validate=validate.Length(min=1, max=100),
-        metadata={"description": "Tag name, e.g. v1 or 2025-final"},
+        metadata={
+            "description": "Tag name, e.g. v1 or 2025-final",
+            "pattern": RELEASE_NAME_PATTERN,
+        },
     )
     message = fields.String(
         load_default="", validate=validate.Length(max=5000), metadata={"description": "Notes"}
@@ -283,16 +306,10 @@ class ItemHistoryQuerySchema(Schema):
 
 class DiffQuerySchema(Schema):
     ref = _ref_field("main")
-    from_ = fields.String(
-        data_key="from",
-        required=True,
-        validate=validate.Length(max=100),
-        metadata={"description": "Older revision: commit id, release name or ISO 8601 time"},
+    from_ = revision_field(
+        "Older revision: commit id, release name or ISO 8601 time", data_key="from", required=True
     )
-    to = fields.String(
-        validate=validate.Length(max=100),
-        metadata={"description": "Newer revision (default: the ref's head)"},
-    )
+    to = revision_field("Newer revision (default: the ref's head)")
 
 
 class BlameQuerySchema(Schema):
@@ -323,7 +340,10 @@ class ChangesQuerySchema(Schema):
     )
     since = fields.String(
         validate=validate.Length(min=1, max=100),
-        metadata={"description": "The last commit you have seen (full id); omit to start over"},
+        metadata={
+            "description": "The last commit you have seen (full id); omit to start over",
+            "pattern": COMMIT_PATTERN,
+        },
     )
     limit = fields.Integer(
         load_default=100,
@@ -333,11 +353,7 @@ class ChangesQuerySchema(Schema):
 
 
 class RevertSchema(Schema):
-    to = fields.String(
-        required=True,
-        validate=validate.Length(max=100),
-        metadata={"description": "The revision to restore: commit id, release name or time"},
-    )
+    to = revision_field("The revision to restore: commit id, release name or time", required=True)
 
 
 class VersionSchema(Schema):

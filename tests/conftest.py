@@ -150,8 +150,11 @@ def free_port() -> int:
 class Server:
     """`cms serve` in its own process group, so SIGKILL takes master and workers at once."""
 
-    def __init__(self, instance: Path, db_url: str, workers: int) -> None:
+    def __init__(
+        self, instance: Path, db_url: str, workers: int, env: dict[str, str] | None = None
+    ) -> None:
         self.instance, self.db_url, self.workers = instance, db_url, workers
+        self.env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -162,6 +165,7 @@ class Server:
             **os.environ,
             "CMS_INSTANCE_PATH": str(self.instance),
             "CMS_DATABASE_URL": self.db_url,
+            **self.env,
         }
         with self.log_path.open("ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(

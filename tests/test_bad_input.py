@@ -179,6 +179,8 @@ CASES = [
         json={"bio": "x"},
         if_match='"' + "1" * 40 + '", W/"' + "2" * 40 + '"',
     ),
+    Case("if-match-empty-tag", "DELETE", R, 412, if_match='""'),
+    Case("if-match-empty-in-list", "PATCH", P, 412, json={"bio": "x"}, if_match='"", W/"x"'),
     Case("delete-referenced", "DELETE", P, 409),
     Case("create-existing", "POST", "/api/v1/people", 409, json={"name": "Valentin Barriere"}),
     # pagination

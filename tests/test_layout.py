@@ -26,7 +26,7 @@ LAYERS = {
         "cms.database",
         "cms.auth",
     ),
-    "app": ("cms.app", "cms.cli", "cms.__main__", "cms"),
+    "app": ("cms.app", "cms.cli", "cms.serve", "cms.__main__", "cms"),
 }
 # what each layer must never import: api -> service -> store | index, and nothing back
 FORBIDDEN = {

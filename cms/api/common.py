@@ -17,7 +17,15 @@ from werkzeug.routing import BaseConverter, ValidationError
 
 from cms import auth
 from cms.errors import Invalid, PreconditionRequired
-from cms.schemas import SLUG_MAX, SLUG_PATTERN, SLUG_RE, ErrorResponseSchema
+from cms.schemas import (
+    COMMIT_PREFIX_PATTERN,
+    IF_MATCH_PATTERN,
+    RELEASE_NAME_PATTERN,
+    SLUG_MAX,
+    SLUG_PATTERN,
+    SLUG_RE,
+    ErrorResponseSchema,
+)
 from cms.service import REASON_MAX, REF_NAMES, ContentService
 from cms.service.versions import Versions
 
@@ -102,7 +110,8 @@ class Blueprint(flask_smorest.Blueprint):
         """Document the error responses an operation can return, in flask-smorest's format."""
 
         def decorator(func: Any) -> Any:
-            for code in sorted({*codes, 429, 503}):  # rate limits and outages reach every route
+            # rate limits and outages reach every route, and so does a too long request line
+            for code in sorted({*codes, 414, 429, 503}):
                 func = self.alt_response(code, response=f"Error{code}")(func)
             return func
 
@@ -118,6 +127,7 @@ ERROR_TEXT = {
     410: "Gone: that position is no longer on the ref; resync",
     412: "Stale If-Match: the body holds the current item and its ETag",
     413: "Body too large",
+    414: "Request line too long (8190 bytes at most)",
     415: "Body is not JSON",
     422: "Invalid fields or parameters",
     429: "Too many requests (or failed authentications): see Retry-After",
@@ -157,6 +167,30 @@ def slug_param_schema(_converter: BaseConverter) -> dict[str, Any]:
     return {"type": "string", "pattern": SLUG_PATTERN, "maxLength": SLUG_MAX}
 
 
+class CommitConverter(BaseConverter):
+    """A commit id in a path. Anything without a slash reaches the view, which says what a
+    commit id is (422); the spec gives the pattern."""
+
+
+class ReleaseNameConverter(BaseConverter):
+    """A release name in a path: checked by the service (404 for a name no release can have)."""
+
+
+def commit_param_schema(_converter: BaseConverter) -> dict[str, Any]:
+    return {"type": "string", "pattern": COMMIT_PREFIX_PATTERN}
+
+
+def release_param_schema(_converter: BaseConverter) -> dict[str, Any]:
+    return {"type": "string", "pattern": RELEASE_NAME_PATTERN, "maxLength": 100}
+
+
+CONVERTERS = {
+    "slug": (SlugConverter, slug_param_schema),
+    "commit": (CommitConverter, commit_param_schema),
+    "release": (ReleaseNameConverter, release_param_schema),
+}
+
+
 def reason_header() -> fields.String:
     return fields.String(
         data_key="X-Change-Reason",
@@ -168,7 +202,11 @@ def reason_header() -> fields.String:
 class WriteHeadersSchema(Schema):
     if_match = fields.String(
         data_key="If-Match",
-        metadata={"description": "The item's ETag, as read (required on PUT, PATCH and DELETE)"},
+        metadata={
+            "description": "The item's ETag, as read (required on PUT, PATCH and DELETE); "
+            "several may be listed, any one matching will do",
+            "pattern": IF_MATCH_PATTERN,
+        },
     )
     reason = reason_header()
 
@@ -256,7 +294,8 @@ def if_match(headers: dict[str, Any]) -> tuple[str, ...] | None:
         raise PreconditionRequired(
             "If-Match: * would overwrite whatever is there: send the item's ETag."
         )
-    return tuple(sorted(tags.as_set())) or ("",)  # only weak or empty tags: nothing matches
+    # werkzeug gives None for an empty tag (""); only weak or empty tags: nothing matches
+    return tuple(sorted(tag for tag in tags.as_set() if tag)) or ("",)
 
 
 def not_modified(tag: str) -> bool:

@@ -78,7 +78,7 @@ class AuditLog(MethodView):
         return json_response(entries, headers=pagination_header(total, page, size))
 
 
-@blp.route("/history/<commit>")
+@blp.route("/history/<commit:commit>")
 class CommitDetail(MethodView):
     @blp.requires("auditor")
     @blp.response(200, CommitDetailSchema)

@@ -34,6 +34,7 @@ class Health(MethodView):
 class Ready(MethodView):
     @blp.response(200, HealthSchema)
     @blp.alt_response(503, schema=HealthSchema, description="Not ready: see checks")
+    @blp.alt_response(414, response="Error414")
     @blp.alt_response(429, response="Error429")
     @blp.doc(
         security=[{}],

@@ -140,7 +140,7 @@ class Releases(MethodView):
         return json_response(release, 201, headers={"Location": location})
 
 
-@blp.route("/releases/<name>")
+@blp.route("/releases/<release:name>")
 class Release(MethodView):
     @blp.response(200, ReleaseSchema)
     @blp.errors(401, 404, 503)
