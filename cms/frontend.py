@@ -15,12 +15,16 @@ CSP = (
 )
 
 
-@blp.route("/")
-def index() -> Response:
-    response = make_response(render_template("index.html", title="TerraBytes CMS"))
-    response.headers["Content-Security-Policy"] = CSP
+def _page(template: str, csp: str) -> Response:
+    response = make_response(render_template(template, title="TerraBytes CMS"))
+    response.headers["Content-Security-Policy"] = csp
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@blp.route("/")
+def index() -> Response:
+    return _page("index.html", CSP)
 
 
 # Swagger UI sets styles from its script (allowed) and draws icons as data: images; it fetches
@@ -33,7 +37,4 @@ DOCS_CSP = (
 
 @blp.route("/docs")
 def docs() -> Response:
-    response = make_response(render_template("docs.html", title="TerraBytes CMS"))
-    response.headers["Content-Security-Policy"] = DOCS_CSP
-    response.headers["Cache-Control"] = "no-cache"
-    return response
+    return _page("docs.html", DOCS_CSP)

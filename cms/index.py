@@ -209,20 +209,12 @@ def record(
     for n, commit in enumerate(commits, 1):
         seq += 1
         commit_rows.append(
-            dict(
-                ref=ref,
-                sha=commit.sha,
-                seq=seq,
-                parents=" ".join(commit.parents),
-                author_name=commit.author_name,
-                author_email=commit.author_email,
-                author_time=commit.author_time,
-                committer_time=commit.committer_time,
-                subject=commit.subject,
-                reason=commit.reason,
-                message=commit.message,
-                token_id=commit.token_id,
-            )
+            {
+                "ref": ref,
+                "seq": seq,
+                "parents": " ".join(commit.parents),
+                **{name: getattr(commit, name) for name in _COMMIT_COLUMNS},
+            }
         )
         for change in commit.changes:
             change_rows.append(
@@ -317,6 +309,12 @@ def last_item_seq(session: Session, ref: str, type_name: str, slug: str) -> int:
     )
     return session.scalar(query) or 0
 
+
+# CommitRecord fields stored as they are in CommitRow
+_COMMIT_COLUMNS = (
+    "sha", "author_name", "author_email", "author_time", "committer_time",
+    "subject", "reason", "message", "token_id",
+)  # fmt: skip
 
 # plain SQL statements: the ORM need not look for the rows among the objects it has loaded
 _CORE = {"synchronize_session": False}

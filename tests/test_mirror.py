@@ -58,17 +58,24 @@ def edit(app: Flask, auth: dict[str, str], bio: str) -> None:
     assert time.monotonic() - started < 2  # the push never blocks an edit
 
 
+def mirrored_to_a_bare_remote(
+    mirrored: Callable[[Path], Flask], remote: Path
+) -> tuple[Flask, ContentService, dict[str, str]]:
+    """An app mirroring to a new bare repository, and an editor's Authorization header."""
+    subprocess.run(["git", "init", "--bare", "-q", str(remote)], check=True)
+    app = mirrored(remote)
+    svc: ContentService = app.extensions["cms"]
+    return app, svc, {"Authorization": f"Bearer {new_token(svc, 'editor')[1]}"}
+
+
 def test_every_commit_and_release_reaches_the_mirror(
     mirrored: Callable[[Path], Flask], tmp_path: Path
 ) -> None:
     remote = tmp_path / "mirror.git"
-    subprocess.run(["git", "init", "--bare", "-q", str(remote)], check=True)
-    app = mirrored(remote)
-    svc: ContentService = app.extensions["cms"]
-    _, editor = new_token(svc, "editor")
+    app, svc, editor = mirrored_to_a_bare_remote(mirrored, remote)
     _, admin = new_token(svc, "admin")
     for n in range(3):
-        edit(app, {"Authorization": f"Bearer {editor}"}, f"edit {n}")
+        edit(app, editor, f"edit {n}")
     client = app.test_client()
     assert (
         client.post("/api/v1/publish", headers={"Authorization": f"Bearer {admin}"}).status_code
@@ -114,12 +121,9 @@ def test_a_rewind_by_hand_never_wipes_the_mirrors_history(
     mirrored: Callable[[Path], Flask], tmp_path: Path
 ) -> None:
     remote = tmp_path / "mirror.git"
-    subprocess.run(["git", "init", "--bare", "-q", str(remote)], check=True)
-    app = mirrored(remote)
-    svc: ContentService = app.extensions["cms"]
-    _, editor = new_token(svc, "editor")
+    app, svc, editor = mirrored_to_a_bare_remote(mirrored, remote)
     seed = git(svc.store.path, "rev-parse", "main").strip()
-    edit(app, {"Authorization": f"Bearer {editor}"}, "kept off-site")
+    edit(app, editor, "kept off-site")
     edited = git(svc.store.path, "rev-parse", "main").strip()
     assert wait_until(lambda: refs(remote).get("refs/heads/main") == edited)
     git(svc.store.path, "update-ref", "refs/heads/main", seed, edited)  # rewound by hand

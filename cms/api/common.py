@@ -16,6 +16,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import BaseConverter, ValidationError
 
 from cms import auth
+from cms.api.schemas import ErrorResponseSchema
 from cms.errors import Invalid, PreconditionRequired
 from cms.schemas import (
     COMMIT_PREFIX_PATTERN,
@@ -24,7 +25,6 @@ from cms.schemas import (
     SLUG_MAX,
     SLUG_PATTERN,
     SLUG_RE,
-    ErrorResponseSchema,
 )
 from cms.service import REASON_MAX, REF_NAMES, ContentService
 from cms.service.versions import Versions

@@ -31,19 +31,19 @@ from cms.api.common import (
     service,
     versions,
 )
-from cms.delivery import present
-from cms.errors import Conflict, NotFound
-from cms.schemas import (
+from cms.api.schemas import (
     BlameQuerySchema,
     BlameSchema,
     DiffQuerySchema,
     DiffSchema,
     ItemHistoryQuerySchema,
     PublishResultSchema,
-    RenderQuerySchema,
     RevertSchema,
     VersionSchema,
 )
+from cms.delivery import present
+from cms.errors import Conflict, NotFound
+from cms.schemas import RenderQuerySchema
 from cms.service import MAIN, PUBLISHED, WriteResult, filter_sort
 from cms.service.versions import Revision
 from cms.types import TYPES, ContentType

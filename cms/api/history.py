@@ -20,14 +20,14 @@ from cms.api.common import (
     require,
     versions,
 )
-from cms.errors import Invalid
-from cms.schemas import (
+from cms.api.schemas import (
     AuditEntrySchema,
     AuditQuerySchema,
     ChangesFeedSchema,
     ChangesQuerySchema,
     CommitDetailSchema,
 )
+from cms.errors import Invalid
 from cms.service.versions import HEX_REV, parse_time
 from cms.types import TYPES
 

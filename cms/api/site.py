@@ -23,14 +23,14 @@ from cms.api.common import (
     service,
     versions,
 )
-from cms.delivery import site_bundle, site_schema
-from cms.schemas import (
+from cms.api.schemas import (
     PendingSchema,
     PublishResultSchema,
     ReleaseCreateSchema,
     ReleaseSchema,
-    RenderQuerySchema,
 )
+from cms.delivery import site_bundle, site_schema
+from cms.schemas import RenderQuerySchema
 from cms.service.versions import HEX_REV
 from cms.types import TYPES
 
