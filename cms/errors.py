@@ -64,6 +64,23 @@ class StaleETag(CMSError):
         )
 
 
+class MergeConflict(CMSError):
+    """409: both sides changed the same fields differently; nothing was written."""
+
+    status = 409
+
+    def __init__(
+        self, conflicts: dict[str, Any], current: dict[str, Any] | None, etag: str | None
+    ) -> None:
+        super().__init__(
+            f"Both you and someone else changed {', '.join(conflicts)}: choose for each field "
+            "and retry with X-Merge-Base set to this ETag.",
+            conflicts=conflicts,
+            current=current,
+            etag=etag,
+        )
+
+
 class Invalid(CMSError):
     status = 422
 

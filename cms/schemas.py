@@ -179,6 +179,7 @@ COMMIT_PREFIX_PATTERN = r"^[0-9a-f]{7,40}$"
 RELEASE_NAME_PATTERN = (
     r"^(?![0-9a-fA-F]{7,}$)(?!.*\.\.)(?!.*(?:\.|\.lock)$)[A-Za-z][A-Za-z0-9._-]{0,99}$"
 )
+MERGE_BASE_PATTERN = r'^"?[0-9a-f]{40}"?$'
 # If-Match: one or more strong ETags (git blob ids), quoted, comma-separated
 IF_MATCH_PATTERN = r'^\s*"[0-9a-f]{40}"(?:\s*,\s*"[0-9a-f]{40}")*\s*$'
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,10 +18,11 @@ from werkzeug.routing import BaseConverter, ValidationError
 
 from cms import auth
 from cms.api.schemas import ErrorResponseSchema
-from cms.errors import Invalid, PreconditionRequired
+from cms.errors import BadRequest, Invalid, PreconditionRequired
 from cms.schemas import (
     COMMIT_PREFIX_PATTERN,
     IF_MATCH_PATTERN,
+    MERGE_BASE_PATTERN,
     RELEASE_NAME_PATTERN,
     SLUG_MAX,
     SLUG_PATTERN,
@@ -211,6 +213,17 @@ class WriteHeadersSchema(Schema):
     reason = reason_header()
 
 
+class MergeHeadersSchema(WriteHeadersSchema):
+    merge_base = fields.String(
+        data_key="X-Merge-Base",
+        metadata={
+            "description": "Instead of If-Match: the ETag the edit started from, to merge it "
+            "field by field with what changed since (409 on a real conflict)",
+            "pattern": MERGE_BASE_PATTERN,
+        },
+    )
+
+
 class ReasonHeadersSchema(Schema):
     reason = reason_header()
 
@@ -296,6 +309,22 @@ def if_match(headers: dict[str, Any]) -> tuple[str, ...] | None:
         )
     # werkzeug gives None for an empty tag (""); only weak or empty tags: nothing matches
     return tuple(sorted(tag for tag in tags.as_set() if tag)) or ("",)
+
+
+def preconditions(headers: dict[str, Any]) -> tuple[tuple[str, ...] | None, str | None]:
+    """(If-Match tags, merge base): a write names one or the other, never both."""
+    value = headers.get("merge_base")
+    if value is None:
+        return if_match(headers), None
+    if headers.get("if_match") is not None:
+        raise BadRequest("Send If-Match (strict) or X-Merge-Base (merge), not both.")
+    base = value.strip()
+    if not re.match(MERGE_BASE_PATTERN, base):
+        raise Invalid(
+            "X-Merge-Base is the ETag the edit started from.",
+            errors={"headers": {"X-Merge-Base": ["Not an ETag (a quoted git blob id)."]}},
+        )
+    return None, base.strip('"')
 
 
 def not_modified(tag: str) -> bool:

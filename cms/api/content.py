@@ -16,6 +16,7 @@ from cms.api.common import (
     READ_ERRORS,
     WRITE_ERRORS,
     Blueprint,
+    MergeHeadersSchema,
     ReasonHeadersSchema,
     WriteHeadersSchema,
     actor,
@@ -25,6 +26,7 @@ from cms.api.common import (
     json_response,
     not_modified,
     pagination_header,
+    preconditions,
     quoted,
     read_ref,
     require,
@@ -57,8 +59,31 @@ WRITE_RESPONSE_HEADERS = {
 }
 
 
-def written(result: WriteResult, status: int = 200, location: str | None = None) -> Response:
+MERGE_RESPONSE_HEADERS = {
+    **WRITE_RESPONSE_HEADERS,
+    "X-Merged": {
+        "description": "With X-Merge-Base: true when the edit was merged with changes made "
+        "since its base (the commit carries a CMS-Merge-Base trailer)",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
+}
+MERGE_DOC = (
+    " Send `If-Match` to write only if nobody changed the item since (else 412), or "
+    "`X-Merge-Base` with the ETag you started from to merge field by field with what changed "
+    "since: different fields are combined (Markdown also line by line), the same field changed "
+    "differently is a 409 listing base, theirs and yours for each."
+)
+
+
+def written(
+    result: WriteResult,
+    status: int = 200,
+    location: str | None = None,
+    merge_asked: bool = False,
+) -> Response:
     headers = {"Location": location} if location else {}
+    if merge_asked:
+        headers["X-Merged"] = "true" if result.merged else "false"
     if result.item is None:
         return Response(status=204, headers={"X-Content-Revision": result.commit})
     return json_response(
@@ -172,38 +197,39 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
             return json_response(body, etag=etag, revision=sha)
 
         @blp.requires("editor")
-        @blp.arguments(WriteHeadersSchema(), location="headers")
+        @blp.arguments(MergeHeadersSchema(), location="headers")
         @blp.arguments(ctype.input_schema_class())
-        @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
+        @blp.response(200, item_schema, headers=MERGE_RESPONSE_HEADERS)
         @blp.errors(*WRITE_ERRORS)
         @blp.doc(
             security=BEARER,
             summary=f"Replace a {ctype.singular.lower()}",
             operationId=f"replace{one}",
+            description="Every field is given." + MERGE_DOC,
         )
         def put(self, headers: dict[str, Any], body: dict[str, Any], slug: str) -> Response:
             who = require("editor")
-            return written(
-                service().replace(ctype, slug, body, if_match(headers), who, change_reason(headers))
-            )
+            tags, base = preconditions(headers)
+            result = service().replace(ctype, slug, body, tags, who, change_reason(headers), base)
+            return written(result, merge_asked=base is not None)
 
         @blp.requires("editor")
-        @blp.arguments(WriteHeadersSchema(), location="headers")
+        @blp.arguments(MergeHeadersSchema(), location="headers")
         @blp.arguments(ctype.patch_schema_class(), content_type="application/merge-patch+json")
-        @blp.response(200, item_schema, headers=WRITE_RESPONSE_HEADERS)
+        @blp.response(200, item_schema, headers=MERGE_RESPONSE_HEADERS)
         @blp.errors(*WRITE_ERRORS)
         @blp.doc(
             security=BEARER,
             summary=f"Change some fields of a {ctype.singular.lower()}",
             operationId=f"update{one}",
             description="JSON merge patch (RFC 7396): given fields replace, null removes. "
-            "Also accepted as application/json.",
+            "Also accepted as application/json." + MERGE_DOC,
         )
         def patch(self, headers: dict[str, Any], body: dict[str, Any], slug: str) -> Response:
             who = require("editor")
-            return written(
-                service().patch(ctype, slug, body, if_match(headers), who, change_reason(headers))
-            )
+            tags, base = preconditions(headers)
+            result = service().patch(ctype, slug, body, tags, who, change_reason(headers), base)
+            return written(result, merge_asked=base is not None)
 
         @blp.requires("editor")
         @blp.arguments(WriteHeadersSchema(), location="headers")

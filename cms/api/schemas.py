@@ -24,6 +24,14 @@ class ErrorResponseSchema(Schema):
     errors = fields.Dict(metadata={"description": "Errors per location and field"})
     etag = fields.String(metadata={"description": "412: the item's current ETag"})
     current = fields.Dict(metadata={"description": "412: the item as it is now"})
+    conflicts = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(),
+        metadata={
+            "description": "409 on a merge: for each field both sides changed, its "
+            "base, theirs and yours"
+        },
+    )
     referrers = fields.List(
         fields.String(), metadata={"description": "409 on delete: the items that still refer to it"}
     )

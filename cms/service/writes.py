@@ -14,15 +14,24 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from marshmallow import ValidationError
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cms.auth import Actor
-from cms.errors import Conflict, Invalid, NotFound, PreconditionRequired, StaleETag
-from cms.index import ItemRow, RefHead
+from cms.errors import (
+    Conflict,
+    Invalid,
+    MergeConflict,
+    NotFound,
+    PreconditionRequired,
+    StaleETag,
+)
+from cms.index import ChangeRow, ItemRow, RefHead
 from cms.serialize import canonical_yaml
 from cms.service.core import ServiceBase, retry_on_ref_moved
 from cms.service.integrity import check_links_of
-from cms.service.items import MAIN, Item, blob_id, slugify
+from cms.service.items import MAIN, Item, blob_id, item_from_blob, slugify
+from cms.service.merge import three_way
 from cms.service.messages import clean_reason
 from cms.store.log import LogEntry
 from cms.store.objects import ZERO, ObjectAccess
@@ -39,6 +48,7 @@ class Edit:
     absent_ok: bool = False  # a revert may re-create a deleted item (If-Match: the zero id)
     subject_suffix: str = ""
     trailers: tuple[str, ...] = ()
+    merge_base: str | None = None  # instead of If-Match: merge with what changed since this
 
 
 @dataclass(frozen=True)
@@ -52,6 +62,7 @@ class _Plan:
     new_data: dict[str, Any] | None
     raw: bytes | None
     new_blob: str | None
+    merged_from: str | None = None  # the base it was merged from, when the item had moved
 
     @property
     def changed(self) -> bool:
@@ -59,7 +70,7 @@ class _Plan:
 
     def unchanged(self) -> WriteResult:
         assert self.head is not None and self.current is not None
-        return WriteResult(self.current, self.head, changed=False)
+        return WriteResult(self.current, self.head, changed=False, merged=bool(self.merged_from))
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,7 @@ class WriteResult:
     item: Item | None
     commit: str
     changed: bool
+    merged: bool = False  # made by merging with edits made since the editor's base
 
 
 log = logging.getLogger(__name__)
@@ -111,11 +123,11 @@ class Writes(ServiceBase):
         if_match: IfMatch,
         actor: Actor,
         reason: str | None,
+        merge_base: str | None = None,
     ) -> WriteResult:
         data = ctype.schema.dump(body)
-        return self._write(
-            ctype, slug, lambda _: data, Edit("update", if_match_tags(if_match)), actor, reason
-        )
+        edit = Edit("update", if_match_tags(if_match), merge_base=merge_base)
+        return self._write(ctype, slug, lambda _: data, edit, actor, reason)
 
     def patch(
         self,
@@ -125,6 +137,7 @@ class Writes(ServiceBase):
         if_match: IfMatch,
         actor: Actor,
         reason: str | None,
+        merge_base: str | None = None,
     ) -> WriteResult:
         removed = [name for name, value in patch.items() if value is None]
         given = ctype.schema.dump({k: v for k, v in patch.items() if v is not None})
@@ -139,9 +152,8 @@ class Writes(ServiceBase):
                     "The patched item is not valid.", errors=validation_errors(exc)
                 ) from None
 
-        return self._write(
-            ctype, slug, merge, Edit("update", if_match_tags(if_match)), actor, reason
-        )
+        edit = Edit("update", if_match_tags(if_match), merge_base=merge_base)
+        return self._write(ctype, slug, merge, edit, actor, reason)
 
     def delete(
         self,
@@ -171,9 +183,10 @@ class Writes(ServiceBase):
         (or the work is done again if someone changed the item meanwhile), and only the trees,
         the commit, the ref and the index are written there.
         """
-        if not edit.create and edit.if_match is None:
+        if not edit.create and edit.if_match is None and edit.merge_base is None:
             raise PreconditionRequired(
-                "This write needs If-Match with the item's ETag (GET it first)."
+                "This write needs If-Match with the item's ETag (GET it first), or "
+                "X-Merge-Base to merge with what changed since."
             )
         message_reason = clean_reason(reason)
         plan = self._plan_unlocked(ctype, slug, make, edit)
@@ -225,11 +238,15 @@ class Writes(ServiceBase):
                         actor,
                         f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}",
                         message_reason,
-                        [f"CMS-Action: {edit.action}", *edit.trailers],
+                        [
+                            f"CMS-Action: {edit.action}",
+                            *edit.trailers,
+                            *([f"CMS-Merge-Base: {plan.merged_from}"] if plan.merged_from else []),
+                        ],
                     )
                 new_blob, new_data = plan.new_blob, plan.new_data
                 item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
-                landed = WriteResult(item, info.sha, changed=True)
+                landed = WriteResult(item, info.sha, changed=True, merged=bool(plan.merged_from))
                 # we know exactly what changed: index it without asking git
                 self.record(
                     session,
@@ -284,16 +301,56 @@ class Writes(ServiceBase):
         )
         if edit.create and current is not None:
             raise Conflict(f"{ctype.name}/{slug} already exists.", etag=current_blob)
+        merged_from = None
         if not edit.create:
             if current is None and not edit.absent_ok:
                 raise NotFound(f"No {ctype.name} item '{slug}'.")
-            if (current_blob or ZERO) not in (edit.if_match or ()):
+            if edit.merge_base is not None:
+                if (current_blob or ZERO) != edit.merge_base:
+                    merged_from = edit.merge_base
+            elif (current_blob or ZERO) not in (edit.if_match or ()):
                 raise StaleETag(current.as_json() if current else None, current_blob or ZERO)
-        new_data = make(current.data if current else None)
+        new_data: dict[str, Any] | None
+        if merged_from is not None:
+            assert current is not None
+            new_data = self._merged(session, objs, ctype, slug, make, merged_from, current)
+        else:
+            new_data = make(current.data if current else None)
         check_links_of(session, ctype, slug, new_data)
         raw = canonical_yaml(new_data) if new_data is not None else None
         new_blob = blob_id(raw) if raw is not None else None
-        return _Plan(head, tree, current_blob, current, new_data, raw, new_blob)
+        return _Plan(head, tree, current_blob, current, new_data, raw, new_blob, merged_from)
+
+    def _merged(
+        self,
+        session: Session,
+        objs: ObjectAccess,
+        ctype: ContentType,
+        slug: str,
+        make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+        base_blob: str,
+        current: Item,
+    ) -> dict[str, Any]:
+        """The edit made against its base, merged field by field with the current version."""
+        stale = StaleETag(current.as_json(), current.blob)
+        was_a_version = session.scalar(
+            select(ChangeRow.id)
+            .where(ChangeRow.ref == MAIN, ChangeRow.type == ctype.name, ChangeRow.slug == slug)
+            .where(ChangeRow.blob == base_blob)
+            .limit(1)
+        )
+        base = item_from_blob(objs, ctype.name, slug, base_blob) if was_a_version else None
+        if base is None or base.data is None or base.error or current.data is None:
+            raise stale  # not a version of this item: nothing to merge against
+        yours = make(dict(base.data))
+        assert yours is not None  # updates only: deletes and reverts are never merged
+        merged, conflicts = three_way(ctype, base.data, current.data, yours)
+        if conflicts:
+            raise MergeConflict(conflicts, current.as_json(), current.blob)
+        try:
+            return dict(ctype.schema.dump(ctype.schema.load(merged)))
+        except ValidationError as exc:
+            raise Invalid("The merged item is not valid.", errors=validation_errors(exc)) from None
 
     @staticmethod
     def _store_blob(objs: ObjectAccess, plan: _Plan) -> None:

@@ -63,3 +63,22 @@ def stream_git(git_dir: Path, separator: bytes, *args: str) -> Iterator[bytes]:
             errors.seek(0)
             message = errors.read().decode(errors="replace").strip()
             raise StoreError(f"git {args[0]} failed: {message}")
+
+
+def merge_text(base: str, ours: str, theirs: str) -> str | None:
+    """git's three-way merge of a text (`git merge-file`); None when the sides conflict."""
+    with tempfile.TemporaryDirectory(prefix="cms-merge-") as folder:
+        paths = []
+        for name, text in (("ours", ours), ("base", base), ("theirs", theirs)):
+            path = Path(folder) / name
+            path.write_text(text, encoding="utf-8")
+            paths.append(str(path))
+        proc = subprocess.run(
+            ["git", "merge-file", "-p", "--quiet", *paths],
+            capture_output=True,
+            env=git_env(),
+            check=False,
+        )
+    if proc.returncode < 0 or proc.returncode > 127:
+        raise StoreError(f"git merge-file failed: {proc.stderr.decode(errors='replace')}")
+    return proc.stdout.decode("utf-8") if proc.returncode == 0 else None
