@@ -21,10 +21,11 @@ def test_bench_smoke_run(tmp_path: Path) -> None:
     assert "| scenario | CMS | baseline |" in done.stdout
     result = json.loads(out.read_text())
     scenarios = " ".join(row["scenario"] for row in result["rows"])
-    for name in ("read one item", "revalidate", "GET /site", "one edit", "concurrent edits",
+    for name in ("read one item", "revalidate", "GET /site", "one edit", "concurrent edits", "merged edits",
                  "item history", "?at=", "/history", "cms reindex", "memory", "repository size"):  # fmt: skip
         assert name in scenarios
     for row in result["rows"]:
         assert row["cms"] > 0 and row["baseline"] > 0, row
-    lost = next(r for r in result["rows"] if r["scenario"].startswith("concurrent"))
-    assert " 0 lost" in lost["note"]
+    for kind in ("concurrent", "merged"):
+        row = next(r for r in result["rows"] if r["scenario"].startswith(kind))
+        assert " 0 lost" in row["note"] and " 0 refused" in row["note"], row

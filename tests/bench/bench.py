@@ -381,16 +381,21 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _edit_client(args: tuple[str, str, dict[str, str], int]) -> tuple[list[str], list[int]]:
-    """One client process: PATCH its own item n times; the commits acknowledged, the refusals."""
-    url, slug, auth, n = args
+EditArgs = tuple[str, str, str, dict[str, str], int, str]
+
+
+def _edit_client(args: EditArgs) -> tuple[list[str], list[int]]:
+    """One client process: PATCH one field of an item n times, each time from the ETag its
+    previous write returned (as If-Match, or as X-Merge-Base); the commits acknowledged, the
+    refusals."""
+    url, path, field, auth, n, precondition = args
     acked: list[str] = []
     errors: list[int] = []
-    _, headers, _ = request("GET", f"{url}/api/v1/people/{slug}?ref=main", headers=auth)
+    _, headers, _ = request("GET", f"{url}{path}?ref=main", headers=auth)
     etag = headers["ETag"]
     for i in range(n):
-        status, headers, _ = request("PATCH", f"{url}/api/v1/people/{slug}", {"bio": str(i)},
-                                     {**auth, "If-Match": etag})  # fmt: skip
+        status, headers, _ = request("PATCH", f"{url}{path}", {field: f"{field} {i}"},
+                                     {**auth, precondition: etag})  # fmt: skip
         if status != 200:
             errors.append(status)
             break
@@ -399,55 +404,87 @@ def _edit_client(args: tuple[str, str, dict[str, str], int]) -> tuple[list[str],
     return acked, errors
 
 
-def concurrent_edits(profile: Profile, work: Path) -> list[Row]:
-    """8 clients against 4 workers, and one client alone, in alternating rounds on one server.
+def _alternating_rounds(
+    profile: Profile, pool: Any, one: EditArgs, many: list[EditArgs]
+) -> tuple[float, float, list[str], list[int], dict[str, int]]:
+    """Rounds of one client alone, then the clients together, on one server: (sequential
+    rate, concurrent rate, commits acknowledged, refusals, counts). Alternating the two
+    (rather than measuring the baseline minutes earlier) keeps a shared machine's drift in
+    speed out of the ratio."""
+    acked: list[str] = []
+    errors: list[int] = []
+    times = {"sequential": 0.0, "concurrent": 0.0}
+    counts = {"sequential": 0, "concurrent": 0}
+    _edit_client((*one[:4], 5, one[5]))  # warm up every worker's first write
+    for _ in range(profile.rounds):
+        start = time.perf_counter()
+        alone = _edit_client(one)
+        times["sequential"] += time.perf_counter() - start
+        start = time.perf_counter()
+        results = pool.map(_edit_client, many)
+        times["concurrent"] += time.perf_counter() - start
+        for a, e in [alone, *results]:
+            acked += a
+            errors += e
+        counts["sequential"] += len(alone[0])
+        counts["concurrent"] += sum(len(a) for a, _ in results)
+    sequential = counts["sequential"] / times["sequential"]
+    return sequential, counts["concurrent"] / times["concurrent"], acked, errors, counts
 
-    Alternating the two (rather than measuring the baseline minutes earlier) keeps a shared
-    machine's drift in speed out of the ratio.
-    """
+
+def _lost(instance: Path, acked: list[str]) -> int:
+    reachable = set(subprocess.run(["git", f"--git-dir={instance / 'content.git'}", "rev-list", "main"],
+                                   env=GIT_ENV, capture_output=True, text=True, check=True).stdout.split())  # fmt: skip
+    return len([c for c in acked if c not in reachable])
+
+
+def concurrent_edits(profile: Profile, work: Path) -> list[Row]:
+    """8 clients on 8 items against 4 workers, and one client alone, in alternating rounds;
+    then 8 clients on 8 fields of one item with X-Merge-Base, against one client's merges."""
     # the clients are processes, not threads: one Python process would be the bottleneck
     from multiprocessing import get_context
 
     instance = fresh_instance(work, "concurrent")
     auth = token(instance, "editor")
-    acked: list[str] = []
-    errors: list[int] = []
-    times = {"sequential": 0.0, "concurrent": 0.0}
-    counts = {"sequential": 0, "concurrent": 0}
+    rows = []
     with cms_server(instance, workers=4) as (url, _), get_context("fork").Pool(8) as pool:
-        slugs = []
+        paths = []
         for i in range(9):
             _status, _, body = request(
                 "POST", url + "/api/v1/people", {"name": f"Writer {i}"}, auth
             )
-            slugs.append(body["slug"])
-        _edit_client((url, slugs[8], auth, 5))  # warm up every worker's first write
-        for _ in range(profile.rounds):
-            start = time.perf_counter()
-            one = _edit_client((url, slugs[8], auth, 8 * profile.concurrent // 2))
-            times["sequential"] += time.perf_counter() - start
-            start = time.perf_counter()
-            results = pool.map(
-                _edit_client, [(url, s, auth, profile.concurrent) for s in slugs[:8]]
-            )
-            times["concurrent"] += time.perf_counter() - start
-            for a, e in [one, *results]:
-                acked += a
-                errors += e
-            counts["sequential"] += len(one[0])
-            counts["concurrent"] += sum(len(a) for a, _ in results)
-    reachable = set(subprocess.run(["git", f"--git-dir={instance / 'content.git'}", "rev-list", "main"],
-                                   env=GIT_ENV, capture_output=True, text=True, check=True).stdout.split())  # fmt: skip
-    lost = len([c for c in acked if c not in reachable])
-    rate = counts["concurrent"] / times["concurrent"]
-    sequential = counts["sequential"] / times["sequential"]
-    return [ratio_row("concurrent edits (8 client processes, 4 workers, distinct items)", rate,
-                      sequential, "commits/s", ">= 1x and 0 lost",
-                      lambda r: r >= 1 and lost == 0 and not errors,
-                      f"{counts['concurrent']} acknowledged ({counts['sequential']} sequential), "
-                      f"{lost} lost, {len(errors)} refused; baseline: one client's sequential "
-                      f"edits on the same server, in {profile.rounds} rounds alternating with "
-                      "the concurrent ones")]  # fmt: skip
+            paths.append(f"/api/v1/people/{body['slug']}")
+        per_client = profile.concurrent
+        sequential, rate, acked, errors, counts = _alternating_rounds(
+            profile, pool, (url, paths[8], "bio", auth, 8 * per_client // 2, "If-Match"),
+            [(url, path, "bio", auth, per_client, "If-Match") for path in paths[:8]],
+        )  # fmt: skip
+        lost = _lost(instance, acked)
+        rows.append(ratio_row(
+            "concurrent edits (8 client processes, 4 workers, distinct items)", rate,
+            sequential, "commits/s", ">= 1x and 0 lost",
+            lambda r: r >= 1 and lost == 0 and not errors,
+            f"{counts['concurrent']} acknowledged ({counts['sequential']} sequential), "
+            f"{lost} lost, {len(errors)} refused; baseline: one client's sequential "
+            f"edits on the same server, in {profile.rounds} rounds alternating with "
+            "the concurrent ones"))  # fmt: skip
+        workshop = "/api/v1/workshops/terrabytes-icml25"
+        fields = ["event", "location", "abstract", "introduction", "motivation", "initiative",
+                  "invited_talks", "website_note"]  # fmt: skip
+        sequential, rate, acked, errors, counts = _alternating_rounds(
+            profile, pool, (url, workshop, "title", auth, 8 * per_client // 2, "X-Merge-Base"),
+            [(url, workshop, f, auth, per_client, "X-Merge-Base") for f in fields],
+        )  # fmt: skip
+        lost = _lost(instance, acked)
+        conflicts = errors.count(409)
+        rows.append(ratio_row(
+            "merged edits (8 client processes, 4 workers, 8 fields of one item, X-Merge-Base)",
+            rate, sequential, "commits/s", ">= 1x, 0 lost, 0 conflicts",
+            lambda r: r >= 1 and lost == 0 and not errors,
+            f"{counts['concurrent']} acknowledged ({counts['sequential']} sequential), "
+            f"{lost} lost, {conflicts} conflicts, {len(errors)} refused; baseline: one "
+            "client's sequential merges of another field of the same item, alternating"))  # fmt: skip
+    return rows
 
 
 def histories(profile: Profile, work: Path) -> list[Row]:
