@@ -3,7 +3,7 @@ public API alone) and the API's documentation at `/docs` (Swagger UI, served fro
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, make_response, render_template
+from flask import Blueprint, Response, make_response, render_template, request
 
 blp = Blueprint("frontend", __name__, static_folder="static", static_url_path="/static")
 
@@ -24,7 +24,10 @@ def _page(template: str, csp: str) -> Response:
 
 @blp.route("/")
 def index() -> Response:
-    return _page("index.html", CSP)
+    response = _page("index.html", CSP)
+    if "preview" in request.args:  # a shared draft: kept out of search engines
+        response.headers["X-Robots-Tag"] = "noindex"
+    return response
 
 
 # Swagger UI sets styles from its script (allowed) and draws icons as data: images; it fetches

@@ -207,7 +207,17 @@ class AtQuerySchema(RefQuerySchema):
     )
 
 
-class RenderQuerySchema(AtQuerySchema):
+class PreviewQuerySchema(AtQuerySchema):
+    preview = fields.String(
+        metadata={
+            "description": "A preview link's token: read the drafts or the commit it was made "
+            "for, without an account (no ref or at with it)",
+            "pattern": r"^prv_[A-Za-z0-9_-]{43}$",
+        },
+    )
+
+
+class RenderQuerySchema(PreviewQuerySchema):
     render = fields.String(
         validate=validate.OneOf(["html"]),
         metadata={"description": "'html' adds <field>_html with each Markdown field rendered"},

@@ -116,6 +116,7 @@ class ContentType:
                 "ref": copy.deepcopy(at_fields["ref"]),
                 "at": copy.deepcopy(at_fields["at"]),
                 "render": copy.deepcopy(at_fields["render"]),
+                "preview": copy.deepcopy(at_fields["preview"]),
             },
             name=f"{self.singular}Query",
         )

@@ -132,3 +132,21 @@ def test_api_docs_render_offline_under_their_policy(
     page = requests.get(srv.url + "/docs", timeout=10)
     assert "<script>" not in page.text and "cdn" not in page.text
     browser.save_screenshot(str(SCREENSHOTS / "terrabytes-api-docs.png"))
+
+
+def test_a_preview_link_shows_the_drafts_without_an_account(
+    browser: Any, live: tuple[Server, ContentService]
+) -> None:
+    srv, svc = live
+    editor = {"Authorization": f"Bearer {new_token(svc, 'editor')[1]}"}
+    url = srv.url + "/api/v1/workshops/terrabytes-icml25"
+    etag = requests.get(url + "?ref=main", headers=editor, timeout=10).headers["ETag"]
+    requests.patch(url, json={"location": "Vancouver, Canada"},
+                   headers={**editor, "If-Match": etag}, timeout=10).raise_for_status()  # fmt: skip
+    link = requests.post(srv.url + "/api/v1/previews", json={"ref": "main"}, headers=editor,
+                         timeout=10).json()  # fmt: skip
+    browser.get(srv.url + link["url"])
+    page = wait_for_text(browser, "location", "Vancouver, Canada")
+    assert "Preview: this content may not be published yet." in page
+    assert browser.execute_script("return sessionStorage.length + localStorage.length") == 0
+    browser.save_screenshot(str(SCREENSHOTS / "terrabytes-preview.png"))

@@ -25,6 +25,7 @@ LAYERS = {
         "cms.config",
         "cms.database",
         "cms.auth",
+        "cms.previews",
     ),
     "app": ("cms.app", "cms.cli", "cms.serve", "cms.__main__", "cms"),
 }

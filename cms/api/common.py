@@ -16,7 +16,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import BaseConverter, ValidationError
 
-from cms import auth
+from cms import auth, previews
 from cms.api.schemas import ErrorResponseSchema
 from cms.errors import BadRequest, Invalid, PreconditionRequired
 from cms.schemas import (
@@ -284,6 +284,26 @@ def read_ref(ref: str) -> str:
     return REF_NAMES[ref]
 
 
+def read_scope(query: dict[str, Any]) -> tuple[str, str | None]:
+    """(full ref, revision or None) a read of items, lists or the site serves: what ref and at
+    ask for, or, with a preview link's token, exactly what the link was made for."""
+    token = query.get("preview")
+    if token is None:
+        return read_ref(query.get("ref", "published")), query.get("at")
+    if "at" in query or query.get("ref", "published") != "published":
+        raise BadRequest("A preview link reads what it was made for: send no ref or at with it.")
+    with service().accounts_session() as session:
+        g.preview = scope = previews.scope_of(session, token)
+    if scope.commit is not None:
+        return REF_NAMES["main"], scope.commit
+    return scope.ref or REF_NAMES["main"], None
+
+
+def published_only() -> bool:
+    """Anonymous readers travel the published line only; a preview link goes where it says."""
+    return actor().role == "anonymous" and g.get("preview") is None
+
+
 def change_reason(headers: dict[str, Any]) -> str | None:
     value = headers.get("reason")
     if value is None:
@@ -373,6 +393,9 @@ def json_response(
         default_cache = "private, no-cache" if actor().role != "anonymous" else "no-cache"
         extra.setdefault("Cache-Control", default_cache)
         extra["Vary"] = "Authorization, Origin"
+        if g.get("preview") is not None:  # drafts by link: no shared cache, no search engine
+            extra["Cache-Control"] = "private, no-cache"
+            extra["X-Robots-Tag"] = "noindex"
         if etag and not_modified(etag):
             return Response(status=304, headers=extra)
     if callable(payload):

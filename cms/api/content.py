@@ -19,7 +19,6 @@ from cms.api.common import (
     MergeHeadersSchema,
     ReasonHeadersSchema,
     WriteHeadersSchema,
-    actor,
     cached_body,
     change_reason,
     if_match,
@@ -27,8 +26,10 @@ from cms.api.common import (
     not_modified,
     pagination_header,
     preconditions,
+    published_only,
     quoted,
     read_ref,
+    read_scope,
     require,
     service,
     versions,
@@ -131,9 +132,11 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
             ref: str,
             at: str | None = None,
             render: str | None = None,
+            preview: str | None = None,
             **filters: Any,
         ) -> Response:
-            full_ref = read_ref(ref)
+            scope = {"ref": ref, "at": at, "preview": preview}
+            full_ref, at = read_scope({k: v for k, v in scope.items() if v is not None})
             if at is None:
                 items, sha = service().list_items(full_ref, ctype, filters, sort)
             else:
@@ -178,11 +181,11 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
             operationId=f"get{one}",
         )
         def get(self, query: dict[str, Any], slug: str) -> Response:
-            full_ref = read_ref(query["ref"])
-            if "at" not in query:
+            full_ref, at = read_scope(query)
+            if at is None:
                 item, sha = service().get_item(full_ref, ctype, slug)
             else:
-                rev = resolve(query["at"], full_ref)
+                rev = resolve(at, full_ref)
                 found = versions().item_at(rev.commit, ctype, slug)
                 if found is None:
                     raise NotFound(f"{name}/{slug} did not exist at {rev.label}.")
@@ -363,7 +366,7 @@ def revalidated(ctype: ContentType) -> Response | None:
 
 def resolve(rev: str, ref: str) -> Revision:
     """Anonymous readers may only travel along the published line."""
-    return versions().resolve(rev, ref, published_only=actor().role == "anonymous")
+    return versions().resolve(rev, ref, published_only=published_only())
 
 
 def head_revision(ref: str) -> Revision:

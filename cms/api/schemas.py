@@ -3,7 +3,9 @@ answers); the content types' schemas are derived in cms/types.py."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from cms.schemas import (
     COMMIT_PATTERN,
@@ -254,3 +256,43 @@ class BlameSchema(Schema):
         values=fields.Nested(BlameFieldSchema),
         required=True,
     )
+
+
+# --- preview links ------------------------------------------------------------------------------
+
+
+class PreviewCreateSchema(Schema):
+    ref = fields.String(
+        validate=validate.OneOf(["main"]),
+        metadata={"description": "Show the drafts as they move (give ref or commit)"},
+    )
+    commit = revision_field("Show exactly this revision of main (give ref or commit)")
+    lifetime_hours = fields.Integer(
+        load_default=168,
+        validate=validate.Range(min=1, max=720),
+        metadata={"description": "Hours until the link stops working, at most 30 days"},
+    )
+    description = fields.String(
+        load_default="", validate=validate.Length(max=300), metadata={"description": "Why"}
+    )
+
+    @validates_schema
+    def one_scope(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("ref" in data) == ("commit" in data):
+            raise ValidationError("Give either ref or commit.", "_schema")
+
+
+class PreviewSchema(Schema):
+    id = fields.Integer(required=True)
+    ref = fields.String(required=True, allow_none=True)
+    commit = fields.String(required=True, allow_none=True)
+    description = fields.String(required=True)
+    created_by = fields.Integer(required=True, allow_none=True)
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+    expires_at = fields.String(required=True, metadata={"format": "date-time"})
+    revoked_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})
+
+
+class PreviewCreatedSchema(PreviewSchema):
+    token = fields.String(required=True, metadata={"description": "Shown only now"})
+    url = fields.String(required=True, metadata={"description": "The reference page with it"})

@@ -18,7 +18,8 @@ from cms.api.common import (
     cached_body,
     change_reason,
     json_response,
-    read_ref,
+    published_only,
+    read_scope,
     require,
     service,
     versions,
@@ -60,13 +61,12 @@ class Site(MethodView):
         "expanded. ETag is the commit id; `?at=` reads the site as of any revision or release.",
     )
     def get(self, query: dict[str, Any]) -> Response:
-        ref = read_ref(query["ref"])
+        ref, at = read_scope(query)
         render = bool(query.get("render"))
-        if "at" in query:
-            rev = versions().resolve(query["at"], ref, published_only=actor().role == "anonymous")
-            sha = rev.commit
+        if at is not None:
+            sha = versions().resolve(at, ref, published_only=published_only()).commit
             items = {name: versions().items_at(sha, name) for name in TYPES}
-            cache = IMMUTABLE if HEX_REV.match(query["at"]) else CDN_CACHE
+            cache = IMMUTABLE if HEX_REV.match(at) else CDN_CACHE
         else:
             snap = service().snapshot(ref)
             sha, items, cache = snap.sha, snap.items, CDN_CACHE

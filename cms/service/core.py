@@ -16,6 +16,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cms import auth, index
+from cms import previews as _previews  # noqa: F401 (its table joins the accounts metadata)
 from cms.auth import Actor
 from cms.errors import Conflict, NotFound, Unavailable
 from cms.index import CommitRecord, CommitRow, ItemChange, ItemRow, RefHead
@@ -139,7 +140,7 @@ class ServiceBase:
 
     def _ensure_tables(self, may_rebuild: bool = True) -> None:
         index.ensure_schema(self.engine, may_rebuild=may_rebuild)
-        auth.create_tables(self.accounts_engine)
+        auth.create_tables(self.accounts_engine)  # tokens and preview links
 
     @contextmanager
     def locked(self) -> Iterator[Session]:

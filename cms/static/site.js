@@ -44,7 +44,11 @@ async function load() {
     const token = sessionStorage.getItem("cms-token");
     if (token) headers.Authorization = `Bearer ${token}`;
   }
-  const url = `${document.body.dataset.api}?render=html&ref=${ref}`;
+  // a preview link (?preview=<token>) shows what it was made for: drafts, or one commit
+  const preview = params.get("preview");
+  const url = preview
+    ? `${document.body.dataset.api}?render=html&preview=${encodeURIComponent(preview)}`
+    : `${document.body.dataset.api}?render=html&ref=${ref}`;
   const response = await fetch(url, { headers });
   const status = document.getElementById("status");
   if (!response.ok) {
@@ -54,6 +58,7 @@ async function load() {
     return;
   }
   const site = await response.json();
+  if (preview) status.textContent = "Preview: this content may not be published yet.";
   const w = site.workshops[0];
   if (!w) { status.textContent = "No workshop is published yet."; return; }
   document.title = w.title;
@@ -92,7 +97,7 @@ async function load() {
     website.textContent = w.website_note || "";
   }
   text("revision", site.revision.slice(0, 12));
-  status.hidden = true;
+  status.hidden = !preview;  // a preview says so above the content
   document.getElementById("workshop").hidden = false;
 }
 
