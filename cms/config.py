@@ -38,6 +38,8 @@ DEFAULTS: dict[str, Any] = {
     # an off-site copy: any URL git can push to; pushed in the background after every commit
     "MIRROR_URL": "",
     "MIRROR_RETRY_MAX": 60.0,
+    # seconds between two rounds of the runner (scheduled publications); 0: no runner
+    "RUNNER_INTERVAL": 1.0,
     # rate limits (Flask-Limiter): in memory per worker, or shared through e.g. redis://
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",

@@ -26,6 +26,7 @@ LAYERS = {
         "cms.database",
         "cms.auth",
         "cms.previews",
+        "cms.schedules",
     ),
     "app": ("cms.app", "cms.cli", "cms.serve", "cms.__main__", "cms"),
 }

@@ -4,6 +4,7 @@ answers); the content types' schemas are derived in cms/types.py."""
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
@@ -296,3 +297,49 @@ class PreviewSchema(Schema):
 class PreviewCreatedSchema(PreviewSchema):
     token = fields.String(required=True, metadata={"description": "Shown only now"})
     url = fields.String(required=True, metadata={"description": "The reference page with it"})
+
+
+# --- scheduled publishing -------------------------------------------------------------------------
+
+
+def _known_zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationError("Not an IANA time zone, e.g. America/Vancouver.") from None
+
+
+class ScheduleCreateSchema(Schema):
+    at = fields.AwareDateTime(
+        required=True, metadata={"description": "When to publish: ISO 8601 with an offset"}
+    )
+    zone = fields.String(
+        load_default="UTC",
+        validate=[validate.Length(max=100), _known_zone],
+        metadata={"description": "The IANA zone the time is meant in, e.g. America/Vancouver"},
+    )
+    commit = revision_field("What to publish: a commit of main or a release (default: main now)")
+    reason = fields.String(
+        load_default="", validate=validate.Length(max=1000), metadata={"description": "Why"}
+    )
+
+
+class ScheduleSchema(Schema):
+    id = fields.Integer(required=True)
+    commit = fields.String(required=True)
+    label = fields.String(required=True, metadata={"description": "The revision as given"})
+    at = fields.String(required=True, metadata={"format": "date-time"})
+    at_local = fields.String(required=True, metadata={"format": "date-time"})
+    zone = fields.String(required=True)
+    reason = fields.String(required=True)
+    status = fields.String(
+        required=True, validate=validate.OneOf(["pending", "done", "failed", "cancelled"])
+    )
+    result = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The published commit, or why it failed"},
+    )
+    created_by_name = fields.String(required=True)
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+    finished_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})

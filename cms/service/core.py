@@ -16,13 +16,15 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cms import auth, index
-from cms import previews as _previews  # noqa: F401 (its table joins the accounts metadata)
+from cms import previews as _previews  # noqa: F401 (their tables join the accounts metadata)
+from cms import schedules as _schedules  # noqa: F401
 from cms.auth import Actor
 from cms.errors import Conflict, NotFound, Unavailable
 from cms.index import CommitRecord, CommitRow, ItemChange, ItemRow, RefHead
 from cms.service.items import Item, Snapshot, filter_sort, item_from_blob, load_item
 from cms.service.messages import action_of, commit_message, split_message, token_id_of
 from cms.service.mirror import Mirror
+from cms.service.runner import Runner
 from cms.store.errors import RefMoved, StoreError
 from cms.store.git import GitStore
 from cms.store.lock import write_lock
@@ -84,6 +86,7 @@ class ServiceBase:
         )
         self._snapshots: dict[str, Snapshot] = {}
         self.mirror: Mirror | None = None  # set by create_app when CMS_MIRROR_URL is given
+        self.runner: Runner | None = None  # set by create_app: scheduled publications
         self.gc_every = 0  # run `git gc --auto` after this many commits by this process
         self._commits_since_gc = 0
         database = engine.url.database if engine.dialect.name == "sqlite" else None
@@ -111,7 +114,9 @@ class ServiceBase:
             yield session
 
     def dispose(self) -> None:
-        """Close every pooled database connection (before a fork, at shutdown)."""
+        """Stop the runner and close every pooled database connection (at shutdown)."""
+        if self.runner is not None:
+            self.runner.close()
         self.engine.dispose()
         self.accounts_engine.dispose()
 

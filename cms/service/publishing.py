@@ -40,16 +40,27 @@ class Publishing(ServiceBase):
     """Moves published (by merge or by one file), and tags releases on it."""
 
     @retry_on_ref_moved
-    def publish_site(self, actor: Actor, reason: str | None) -> WriteResult:
-        """Make published equal main: one merge commit (published, main) with main's tree."""
+    def publish_site(
+        self,
+        actor: Actor,
+        reason: str | None,
+        commit: str | None = None,
+        trailers: tuple[str, ...] = (),
+    ) -> WriteResult:
+        """Make published equal main (or exactly `commit`, which must be on main's line): one
+        merge commit (published, that commit) with its tree."""
         message_reason = clean_reason(reason)
         with self.locked() as session:
             main, pub = self._synced_heads(session)
+            if commit is not None:
+                if session.get(CommitRow, (MAIN, commit)) is None:
+                    raise Conflict(f"{commit} is not on main any more: it cannot be published.")
+                main = commit
             with self.store.objects() as objs:
                 tree = objs.read_commit(main).tree
                 if pub is not None and objs.read_commit(pub).tree == tree:
                     return WriteResult(None, pub, changed=False)
-                commit = self._commit(
+                made = self._commit(
                     objs,
                     PUBLISHED,
                     pub,
@@ -58,10 +69,10 @@ class Publishing(ServiceBase):
                     actor,
                     f"Publish the site (by {actor.name or 'the CMS'})",
                     message_reason,
-                    ["CMS-Action: publish", f"CMS-Published-From: {main}"],
+                    ["CMS-Action: publish", f"CMS-Published-From: {main}", *trailers],
                 )
             self.sync_ref(session, PUBLISHED)
-        return WriteResult(None, commit.sha, changed=True)
+        return WriteResult(None, made.sha, changed=True)
 
     def _synced_heads(self, session: Session) -> tuple[str, str | None]:
         """main's and published's heads as the index holds them, caught up to git. Lock held.
