@@ -10,11 +10,12 @@ from flask_cors import CORS
 from flask_smorest import Api
 
 from cms import errors, frontend, middleware
-from cms.api import common, content, git_http, history, ops, previews, schedules, site
+from cms.api import common, content, git_http, history, ops, previews, schedules, site, webhooks
 from cms.config import DEFAULTS, PACKAGED_SEED, ConfigError, default_instance_path
 from cms.database import make_engine
 from cms.service import ContentService
 from cms.service.mirror import Mirror
+from cms.service.notify import DeliveryPolicy
 from cms.service.runner import Runner
 from cms.service.versions import Versions
 from cms.store.git import GitStore
@@ -55,7 +56,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
             svc.store, app.config["MIRROR_URL"], float(app.config["MIRROR_RETRY_MAX"])
         )
         svc.mirror.notify()  # catch up whatever was committed while no process was pushing
-    svc.runner = Runner(svc, float(app.config["RUNNER_INTERVAL"]))
+    policy = DeliveryPolicy(
+        timeout=float(app.config["WEBHOOK_TIMEOUT"]),
+        retry_base=float(app.config["WEBHOOK_RETRY_BASE"]),
+        retry_window=float(app.config["WEBHOOK_RETRY_WINDOW"]),
+    )
+    svc.runner = Runner(svc, float(app.config["RUNNER_INTERVAL"]), policy)
     # the runner's thread starts with the first request a process serves: in every gunicorn
     # worker, never in a CLI command
     app.before_request(svc.runner.ensure_started)
@@ -76,6 +82,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(history.blp)
     api.register_blueprint(site.blp)
     api.register_blueprint(schedules.blp)
+    api.register_blueprint(webhooks.blp)
     api.register_blueprint(previews.blp)
     api.register_blueprint(ops.blp)
     app.extensions["cms_api"] = api

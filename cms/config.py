@@ -40,6 +40,11 @@ DEFAULTS: dict[str, Any] = {
     "MIRROR_RETRY_MAX": 60.0,
     # seconds between two rounds of the runner (scheduled publications); 0: no runner
     "RUNNER_INTERVAL": 1.0,
+    # webhooks: seconds to connect and read; first wait after a failure (doubling, jittered);
+    # how long a message is retried before it is given up
+    "WEBHOOK_TIMEOUT": 5.0,
+    "WEBHOOK_RETRY_BASE": 5.0,
+    "WEBHOOK_RETRY_WINDOW": 86400.0,
     # rate limits (Flask-Limiter): in memory per worker, or shared through e.g. redis://
     "RATELIMIT_ENABLED": True,
     "RATELIMIT_STORAGE_URI": "memory://",

@@ -27,6 +27,7 @@ LAYERS = {
         "cms.auth",
         "cms.previews",
         "cms.schedules",
+        "cms.webhooks",
     ),
     "app": ("cms.app", "cms.cli", "cms.serve", "cms.__main__", "cms"),
 }

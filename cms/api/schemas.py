@@ -343,3 +343,83 @@ class ScheduleSchema(Schema):
     created_by_name = fields.String(required=True)
     created_at = fields.String(required=True, metadata={"format": "date-time"})
     finished_at = fields.String(required=True, allow_none=True, metadata={"format": "date-time"})
+
+
+# --- webhooks -------------------------------------------------------------------------------------
+
+WEBHOOK_EVENTS = [
+    "content.changed", "site.published", "release.created", "ref.rewound", "schedule.failed",
+]  # fmt: skip
+
+
+def _webhook_url(**kwargs: Any) -> fields.Url:
+    return fields.Url(
+        **kwargs,
+        schemes={"http", "https"},
+        require_tld=False,
+        validate=validate.Length(max=2000),
+        metadata={"description": "Where messages are POSTed (http or https)"},
+    )
+
+
+def _events(**kwargs: Any) -> fields.List:
+    return fields.List(
+        fields.String(validate=validate.OneOf(WEBHOOK_EVENTS)),
+        **kwargs,
+        validate=validate.Length(min=1),
+        metadata={"description": "Events to be told of"},
+    )
+
+
+class WebhookCreateSchema(Schema):
+    url = _webhook_url(required=True)
+    events = _events(load_default=lambda: list(WEBHOOK_EVENTS))
+    description = fields.String(load_default="", validate=validate.Length(max=300))
+    coalesce = fields.Boolean(
+        load_default=False,
+        metadata={"description": "One message covers every commit pending (rebuild hooks)"},
+    )
+
+
+class WebhookPatchSchema(Schema):
+    url = _webhook_url()
+    events = _events()
+    description = fields.String(validate=validate.Length(max=300))
+    active = fields.Boolean(metadata={"description": "False pauses deliveries"})
+    coalesce = fields.Boolean()
+
+
+class WebhookSchema(Schema):
+    id = fields.Integer(required=True)
+    url = fields.String(required=True)
+    events = fields.List(fields.String(), required=True)
+    description = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    coalesce = fields.Boolean(required=True)
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+
+
+class WebhookCreatedSchema(WebhookSchema):
+    secret = fields.String(required=True, metadata={"description": "whsec_...: shown only now"})
+
+
+class AttemptSchema(Schema):
+    at = fields.String(required=True, metadata={"format": "date-time"})
+    status = fields.Integer(required=True, allow_none=True)
+    ms = fields.Integer(required=True)
+    error = fields.String(required=True, allow_none=True)
+
+
+class DeliverySchema(Schema):
+    id = fields.Integer(required=True)
+    webhook_id = fields.String(required=True, metadata={"description": "The webhook-id header"})
+    event = fields.String(required=True)
+    status = fields.String(
+        required=True, validate=validate.OneOf(["pending", "delivered", "failed"])
+    )
+    attempts = fields.Integer(required=True)
+    last_status = fields.Integer(required=True, allow_none=True)
+    last_error = fields.String(required=True, allow_none=True)
+    created_at = fields.String(required=True, metadata={"format": "date-time"})
+    payload = fields.Dict(required=True)
+    log = fields.List(fields.Nested(AttemptSchema), required=True)

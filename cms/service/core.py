@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,19 +18,22 @@ from sqlalchemy.orm import Session, sessionmaker
 from cms import auth, index
 from cms import previews as _previews  # noqa: F401 (their tables join the accounts metadata)
 from cms import schedules as _schedules  # noqa: F401
+from cms import webhooks as _webhooks  # noqa: F401
 from cms.auth import Actor
 from cms.errors import Conflict, NotFound, Unavailable
 from cms.index import CommitRecord, CommitRow, ItemChange, ItemRow, RefHead
 from cms.service.items import Item, Snapshot, filter_sort, item_from_blob, load_item
 from cms.service.messages import action_of, commit_message, split_message, token_id_of
 from cms.service.mirror import Mirror
-from cms.service.runner import Runner
 from cms.store.errors import RefMoved, StoreError
 from cms.store.git import GitStore
 from cms.store.lock import write_lock
 from cms.store.log import LogEntry
 from cms.store.objects import CommitInfo, Identity, ObjectAccess
 from cms.types import TYPES, ContentType, item_key
+
+if TYPE_CHECKING:  # the runner calls the service; the service only holds it
+    from cms.service.runner import Runner
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cms import index
+from cms import index, webhooks
 from cms.index import RefHead
 from cms.serialize import canonical_yaml, parse_yaml
 from cms.service.items import MAIN, PUBLISHED, REFS, expected_items
@@ -121,6 +121,13 @@ class Maintenance(Publishing):
             checks["index"] = {"ok": True, "behind": lag}
         except Exception as exc:  # any database failure means "not ready", never a 500
             checks["database"] = {"ok": False, "error": type(exc).__name__}
+        try:
+            with self.accounts_session() as session:
+                failing = webhooks.failing_endpoints(session)
+            # a failing receiver never stops the CMS serving: shown, not unready
+            checks["webhooks"] = {"ok": True, "failing": failing}
+        except Exception as exc:  # the accounts database is away: not ready
+            checks["webhooks"] = {"ok": False, "error": type(exc).__name__}
         if self.mirror is not None:
             checks["mirror"] = self.mirror.status()
         return checks

@@ -1,6 +1,6 @@
 """The runner: background work derived from SQL state, done by one process at a time however
 many workers and hosts run (a PostgreSQL advisory lock when the accounts live in PostgreSQL,
-a file lock beside the repository otherwise). Today it runs scheduled publications."""
+a file lock beside the repository otherwise): scheduled publications, then webhooks."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
-from cms import schedules
+from cms import schedules, webhooks
 from cms.errors import CMSError, Conflict
+from cms.service import notify
+from cms.service.items import iso_time
 
 if TYPE_CHECKING:  # the service owns the runner; the runner only calls it
     from cms.service import ContentService
@@ -30,9 +32,12 @@ class Runner:
     lock, does what is due. A process killed mid-run leaves its work pending: the next round,
     in any process, does it again, and each job is idempotent."""
 
-    def __init__(self, svc: ContentService, interval: float) -> None:
+    def __init__(
+        self, svc: ContentService, interval: float, policy: notify.DeliveryPolicy | None = None
+    ) -> None:
         self.svc = svc
         self.interval = interval
+        self.policy = policy or notify.DeliveryPolicy()
         self.lock_path = svc.store.path.with_name(svc.store.path.name + ".runner-lock")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -62,7 +67,11 @@ class Runner:
     def run_once(self) -> int:
         """One round, if this process gets the lock: how many jobs it finished."""
         with self._exclusive() as mine:
-            return self._publish_due() if mine else 0
+            if not mine:
+                return 0
+            done = self._publish_due()
+            notify.derive(self.svc)  # after publishing, so its commit is told this round
+            return done + notify.deliver(self.svc, self.policy)
 
     @contextmanager
     def _exclusive(self) -> Iterator[bool]:
@@ -107,6 +116,11 @@ class Runner:
             except Conflict as exc:  # the commit left main: fail visibly, publish nothing else
                 log.warning("scheduled publication %s failed: %s", schedule_id, exc.message)
                 status, outcome = schedules.FAILED, exc.message
+                with self.svc.accounts_session() as session:
+                    webhooks.announce(session, "schedule.failed", {
+                        "type": "schedule.failed", "timestamp": iso_time(int(time.time())),
+                        "data": {"schedule": schedule_id, "commit": commit, "reason": outcome},
+                    })  # fmt: skip
             except CMSError as exc:  # busy or an outage: the next round tries again
                 log.warning("scheduled publication %s postponed: %s", schedule_id, exc.message)
                 continue
