@@ -80,6 +80,12 @@ def headers_for(app: Flask, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {new_token(app.extensions['cms'], role)[1]}"}
 
 
+def cast(app: Flask) -> tuple[FlaskClient, dict[str, str], dict[str, str], Path]:
+    """A client, an editor's and an admin's headers, and the repository."""
+    repo: Path = app.extensions["cms"].store.path
+    return app.test_client(), headers_for(app, "editor"), headers_for(app, "admin"), repo
+
+
 def edit(client: FlaskClient, editor: dict[str, str], location: str) -> str:
     etag = client.get(WORKSHOP + "?ref=main", headers=editor).headers["ETag"]
     r = client.patch(WORKSHOP, json={"location": location},
@@ -101,12 +107,7 @@ def until(client: FlaskClient, check: Callable[[], bool], seconds: float = 20) -
 def test_every_commit_is_told_in_order_signed_and_retried(
     fast: Flask, receiver: Callable[[list[int]], Receiver]
 ) -> None:
-    client, editor, admin = (
-        fast.test_client(),
-        headers_for(fast, "editor"),
-        headers_for(fast, "admin"),
-    )
-    repo = fast.extensions["cms"].store.path
+    client, editor, admin, repo = cast(fast)
     hook = receiver([503, 500, 429])  # three failures first
     made = client.post("/api/v1/webhooks", headers=admin,
                        json={"url": hook.url, "description": "Rebuild the site"})  # fmt: skip
@@ -164,11 +165,7 @@ def test_a_hand_commit_and_a_rewind_are_told(
 def test_a_refusal_stops_one_message_is_shown_and_can_be_redelivered(
     fast: Flask, receiver: Callable[[list[int]], Receiver]
 ) -> None:
-    client, editor, admin = (
-        fast.test_client(),
-        headers_for(fast, "editor"),
-        headers_for(fast, "admin"),
-    )
+    client, editor, admin, _ = cast(fast)
     hook = receiver([400])
     hook_id = client.post("/api/v1/webhooks", headers=admin,
                           json={"url": hook.url, "events": ["content.changed"]}).get_json()["id"]  # fmt: skip
@@ -270,12 +267,7 @@ def test_killed_servers_skip_no_event_and_two_servers_send_each_once(
 def test_releases_failed_schedules_and_coalescing(
     fast: Flask, receiver: Callable[[list[int]], Receiver]
 ) -> None:
-    client, editor, admin = (
-        fast.test_client(),
-        headers_for(fast, "editor"),
-        headers_for(fast, "admin"),
-    )
-    repo = fast.extensions["cms"].store.path
+    client, editor, admin, repo = cast(fast)
     every = receiver([])
     client.post("/api/v1/webhooks", headers=admin,
                 json={"url": every.url, "events": ["release.created", "schedule.failed"]})  # fmt: skip
