@@ -10,14 +10,24 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    delete,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from cms.auth import AccountsBase, now
 from cms.errors import NotFound
 
 EVENTS = ("content.changed", "site.published", "release.created", "ref.rewound", "schedule.failed")
-RELEASES = "releases"  # the cursor key that holds the release names already told
+RELEASES = "releases"  # the cursor key that holds the tag names already looked at
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
@@ -95,6 +105,26 @@ def get_webhook(session: Session, webhook_id: int) -> WebhookRow:
     row = session.get(WebhookRow, webhook_id)
     if row is None:
         raise NotFound(f"No webhook {webhook_id}.")
+    return row
+
+
+def list_webhooks(session: Session) -> list[WebhookRow]:
+    return list(session.scalars(select(WebhookRow).order_by(WebhookRow.id)))
+
+
+def delete_webhook(session: Session, webhook_id: int) -> None:
+    """An endpoint, its messages and their attempts."""
+    row = get_webhook(session, webhook_id)
+    sent = select(DeliveryRow.id).where(DeliveryRow.webhook_id == row.id)
+    session.execute(delete(AttemptRow).where(AttemptRow.delivery_id.in_(sent)))
+    session.execute(delete(DeliveryRow).where(DeliveryRow.webhook_id == row.id))
+    session.delete(row)
+
+
+def get_delivery(session: Session, webhook_id: int, delivery_id: int) -> DeliveryRow:
+    row = session.get(DeliveryRow, delivery_id)
+    if row is None or row.webhook_id != webhook_id:
+        raise NotFound(f"No message {delivery_id} for webhook {webhook_id}.")
     return row
 
 

@@ -96,8 +96,7 @@ class Webhooks(MethodView):
     @blp.doc(security=BEARER, operationId="listWebhooks", summary="Webhook endpoints")
     def get(self) -> Response:
         with service().accounts_session() as session:
-            rows = session.query(webhooks.WebhookRow).order_by(webhooks.WebhookRow.id)
-            return json_response([described(r) for r in rows])
+            return json_response([described(r) for r in webhooks.list_webhooks(session)])
 
 
 @blp.route("/<int:webhook_id>")
@@ -132,12 +131,7 @@ class Webhook(MethodView):
     @blp.doc(security=BEARER, operationId="deleteWebhook", summary="Delete an endpoint")
     def delete(self, webhook_id: int) -> Response:
         with service().accounts_session() as session:
-            row = webhooks.get_webhook(session, webhook_id)
-            for sent in webhooks.deliveries(session, row.id, limit=1_000_000):
-                for attempt in webhooks.attempts_of(session, sent.id):
-                    session.delete(attempt)
-                session.delete(sent)
-            session.delete(row)
+            webhooks.delete_webhook(session, webhook_id)
         return Response(status=204)
 
 
@@ -187,9 +181,6 @@ class Redeliver(MethodView):
     )
     def post(self, webhook_id: int, delivery_id: int) -> Response:
         with service().accounts_session() as session:
-            row = session.get(webhooks.DeliveryRow, delivery_id)
-            if row is None or row.webhook_id != webhook_id:
-                webhooks.get_webhook(session, -1)  # 404 in the one format
-            assert row is not None
+            row = webhooks.get_delivery(session, webhook_id, delivery_id)
             row.status, row.next_at = webhooks.PENDING, 0
             return json_response(delivery(session, row))

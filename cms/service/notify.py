@@ -48,7 +48,8 @@ def derive(svc: ContentService) -> int:
     """Queue a message for every commit (and release) each active endpoint has not been told
     of yet."""
     queued = 0
-    releases = {r["name"]: r for r in svc.releases()}
+    tags: set[str] | None = None  # read once a round, and only when an endpoint is active
+    releases: dict[str, dict[str, Any]] | None = None  # worked out only for new tags
     with svc.accounts_session() as session:
         for hook in session.scalars(select(webhooks.WebhookRow).where(webhooks.WebhookRow.active)):
             cursors = dict(hook.cursors)
@@ -68,20 +69,28 @@ def derive(svc: ContentService) -> int:
                         webhooks.enqueue(session, hook, event, _commit_event(event, ref, entry))
                         queued += 1
                 cursors[ref] = head
-            told_releases = set(cursors.get(webhooks.RELEASES) or [])
-            for name in sorted(set(releases) - told_releases, key=lambda n: releases[n]["time"]):
-                if "release.created" in hook.events:
+            if tags is None:
+                tags = _tag_names(svc)
+            new_tags = tags - set(cursors.get(webhooks.RELEASES) or [])
+            if new_tags and "release.created" in hook.events:
+                if releases is None:
+                    releases = {r["name"]: r for r in svc.releases()}
+                for name in sorted(new_tags & set(releases), key=lambda n: releases[n]["time"]):
                     webhooks.enqueue(session, hook, "release.created", _release(releases[name]))
                     queued += 1
-            cursors[webhooks.RELEASES] = sorted(releases)
+            cursors[webhooks.RELEASES] = sorted(tags)  # every tag seen, release or not
             hook.cursors = cursors
     return queued
 
 
+def _tag_names(svc: ContentService) -> set[str]:
+    return {ref.removeprefix("refs/tags/") for ref in svc.store.list_refs("refs/tags/")}
+
+
 def start_cursors(svc: ContentService) -> dict[str, Any]:
-    """Where a new endpoint's cursors start: the refs' heads and the releases there are."""
+    """Where a new endpoint's cursors start: the refs' heads and the tags there are."""
     cursors: dict[str, Any] = {ref: svc.store.read_ref(ref) for ref in REF_EVENTS.values()}
-    cursors[webhooks.RELEASES] = sorted(r["name"] for r in svc.releases())
+    cursors[webhooks.RELEASES] = sorted(_tag_names(svc))
     return cursors
 
 
