@@ -128,25 +128,36 @@ def test_bad_schedules_are_refused(client: FlaskClient, tokens: dict[str, dict[s
     assert client.get(url + "/999", headers=admin).status_code == 404
 
 
-def test_one_runner_at_a_time(fast: Flask, config: dict[str, Any]) -> None:
-    """While another process holds the runner lock, this one does nothing."""
-    svc: ContentService = fast.extensions["cms"]
+def test_one_runner_at_a_time(config: dict[str, Any]) -> None:
+    """While another process holds the runner lock, a due publication waits; then it runs."""
+    app = create_app({**config, "RUNNER_INTERVAL": 0})  # rounds are run by hand here
+    svc: ContentService = app.extensions["cms"]
     assert svc.runner is not None
-    if svc.accounts_engine.dialect.name == "postgresql":
-        with svc.accounts_engine.connect() as other:
-            other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_KEY})
-            other.commit()
-            assert svc.runner.run_once() == 0
-            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
-            other.commit()
-    else:
-        fd = os.open(svc.runner.lock_path, os.O_RDWR | os.O_CREAT)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            assert svc.runner.run_once() == 0
-        finally:
-            os.close(fd)
-    assert svc.runner.run_once() == 0  # free now, and nothing is due
+    client, admin = app.test_client(), auth(app, "admin")
+    set_location(client, auth(app, "editor"), "Vancouver, Canada")
+    due = client.post("/api/v1/publish/schedule", headers=admin,
+                      json={"at": in_seconds(0)}).get_json()  # fmt: skip
+    url = f"/api/v1/publish/schedule/{due['id']}"
+    try:
+        if svc.accounts_engine.dialect.name == "postgresql":
+            with svc.accounts_engine.connect() as other:
+                other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_KEY})
+                other.commit()
+                assert svc.runner.run_once() == 0
+                other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+                other.commit()
+        else:
+            fd = os.open(svc.runner.lock_path, os.O_RDWR | os.O_CREAT)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                assert svc.runner.run_once() == 0
+            finally:
+                os.close(fd)
+        assert client.get(url, headers=admin).get_json()["status"] == "pending"
+        assert svc.runner.run_once() == 1  # the lock is free: this process does it
+        assert client.get(url, headers=admin).get_json()["status"] == "done"
+    finally:
+        svc.dispose()
 
 
 @pytest.mark.slow
