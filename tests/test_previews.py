@@ -68,8 +68,8 @@ def test_a_preview_of_a_commit_stays_on_it_and_reads_nothing_else(
     # read-only, and only what it was made for
     assert client.get(f"{WORKSHOP}?preview={token}&ref=main").status_code == 400
     assert client.get(f"{WORKSHOP}?preview={token}&at={pinned}").status_code == 400
-    assert client.get(f"{WORKSHOP}/history?preview={token}").status_code in (401, 422)
-    assert client.get(f"/api/v1/history?preview={token}").status_code in (401, 422)
+    assert client.get(f"{WORKSHOP}/history?preview={token}").status_code == 401
+    assert client.get(f"/api/v1/history?preview={token}").status_code == 401
     count = git(repo, "rev-list", "--count", "main")
     patch = client.patch(f"{WORKSHOP}?preview={token}", json={"location": "x"},
                          headers={"If-Match": r.headers["ETag"]})  # fmt: skip
