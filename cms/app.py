@@ -10,7 +10,18 @@ from flask_cors import CORS
 from flask_smorest import Api
 
 from cms import errors, frontend, middleware
-from cms.api import common, content, git_http, history, ops, previews, schedules, site, webhooks
+from cms.api import (
+    common,
+    content,
+    editing,
+    git_http,
+    history,
+    ops,
+    previews,
+    schedules,
+    site,
+    webhooks,
+)
 from cms.config import DEFAULTS, PACKAGED_SEED, ConfigError, default_instance_path
 from cms.database import make_engine
 from cms.service import ContentService
@@ -84,6 +95,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     api.register_blueprint(schedules.blp)
     api.register_blueprint(webhooks.blp)
     api.register_blueprint(previews.blp)
+    api.register_blueprint(editing.blp)
     api.register_blueprint(ops.blp)
     app.extensions["cms_api"] = api
     origins = [o.strip() for o in str(app.config["CORS_ORIGINS"] or "").split(",") if o.strip()]

@@ -27,6 +27,12 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "c
 
 @lru_cache(maxsize=4096)
 def render_markdown(text: str) -> str:
+    """Markdown of stored items as visitors see it: sanitised HTML, cached per text."""
+    return markdown_to_html(text)
+
+
+def markdown_to_html(text: str) -> str:
+    """Markdown to sanitised HTML (uncached: for texts that are not stored, like previews)."""
     return nh3.clean(
         _markdown.render(text),
         tags=ALLOWED_TAGS,

@@ -39,12 +39,17 @@ def markdown_text(description: str, **kwargs: Any) -> fields.String:
     )
 
 
-def slug_list(description: str) -> fields.List:
+# The spec names the type a slug field points to, so a client (the editor app) can offer a
+# picker of existing items; the service checks the same links on every write.
+LINKS_TO = "x-links-to"
+
+
+def slug_list(description: str, links_to: str) -> fields.List:
     return fields.List(
         fields.String(validate=slug_validators),
         validate=validate.Length(max=MANY),
         load_default=list,
-        metadata={"description": description},
+        metadata={"description": description, LINKS_TO: links_to},
     )
 
 
@@ -80,12 +85,15 @@ class WorkshopSchema(ContentSchema):
     introduction = markdown_text("Opening paragraph of the announcement", load_default="")
     motivation = markdown_text("Motivation, with its citations", load_default="")
     initiative = markdown_text("What the initiative is and does", load_default="")
-    organizers = slug_list("Slugs of the people who organize it")
+    organizers = slug_list("Slugs of the people who organize it", "people")
     author = fields.String(
         allow_none=True,
         load_default=None,
         validate=slug_validators,
-        metadata={"description": "Slug of the person who wrote the announcement"},
+        metadata={
+            "description": "Slug of the person who wrote the announcement",
+            LINKS_TO: "people",
+        },
     )
     announced_on = fields.Date(
         allow_none=True, load_default=None, metadata={"description": "Date of the announcement"}
@@ -121,7 +129,7 @@ class PersonSchema(ContentSchema):
 
 class TalkSchema(ContentSchema):
     title = short_text("Title of the talk", required=True, min_length=1)
-    speakers = slug_list("Slugs of the speakers")
+    speakers = slug_list("Slugs of the speakers", "people")
     abstract = markdown_text("Abstract of the talk", load_default="")
     time = fields.AwareDateTime(
         allow_none=True, load_default=None, metadata={"description": "When it starts"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -24,8 +24,6 @@ class ContentType:
     fields_schema: type[s.ContentSchema]
     title_field: str
     markdown: tuple[str, ...] = ()
-    # field name -> content type name whose slugs it holds (checked on every write)
-    links: dict[str, str] = field(default_factory=dict)
 
     @property
     def folder(self) -> str:
@@ -37,6 +35,15 @@ class ContentType:
     @cached_property
     def field_names(self) -> tuple[str, ...]:
         return tuple(self.fields_schema().fields)
+
+    @cached_property
+    def links(self) -> dict[str, str]:
+        """Field name -> the type whose slugs it holds (checked on every write)."""
+        return {
+            name: f.metadata[s.LINKS_TO]
+            for name, f in self.fields_schema().fields.items()
+            if s.LINKS_TO in f.metadata
+        }
 
     @cached_property
     def schema(self) -> Schema:
@@ -91,6 +98,13 @@ class ContentType:
     def query_schema_class(self) -> type[Schema]:
         sortable = ("slug", *self.filter_fields)
         extra: dict[str, fields.Field] = {
+            "q": fields.String(
+                validate=validate.Length(min=1, max=s.SHORT),
+                metadata={
+                    "description": f"Only items whose {self.title_field} or slug contains "
+                    "this text, ignoring case"
+                },
+            ),
             **s.page_fields("Items"),
             "sort": fields.String(
                 load_default="slug",
@@ -159,7 +173,6 @@ TYPES: dict[str, ContentType] = {
             fields_schema=s.WorkshopSchema,
             title_field="title",
             markdown=("abstract", "introduction", "motivation", "initiative"),
-            links={"organizers": "people", "author": "people"},
         ),
         ContentType(
             name="people",
@@ -174,7 +187,6 @@ TYPES: dict[str, ContentType] = {
             fields_schema=s.TalkSchema,
             title_field="title",
             markdown=("abstract",),
-            links={"speakers": "people"},
         ),
         ContentType(
             name="references",

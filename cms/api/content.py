@@ -133,18 +133,30 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
             at: str | None = None,
             render: str | None = None,
             preview: str | None = None,
+            q: str | None = None,
             **filters: Any,
         ) -> Response:
             scope = {"ref": ref, "at": at, "preview": preview}
             full_ref, at = read_scope({k: v for k, v in scope.items() if v is not None})
             if at is None:
-                items, sha = service().list_items(full_ref, ctype, filters, sort)
+                items, sha = service().list_items(full_ref, ctype, filters, sort, q)
             else:
                 sha = resolve(at, full_ref).commit
-                items = filter_sort(versions().items_at(sha, name).values(), filters, sort)
+                found = versions().items_at(sha, name).values()
+                items = filter_sort(found, filters, sort, (ctype.title_field, q) if q else None)
             start = (page - 1) * page_size
             shown = items[start : start + page_size]
-            key = ("list", name, sha, tuple(sorted(filters.items())), sort, page, page_size, render)
+            key = (
+                "list",
+                name,
+                sha,
+                tuple(sorted(filters.items())),
+                q,
+                sort,
+                page,
+                page_size,
+                render,
+            )
             return json_response(
                 cached_body(key, lambda: [present(ctype, item, bool(render)) for item in shown]),
                 etag=f'W/"{sha}{"-html" if render else ""}"',

@@ -318,10 +318,17 @@ class ServiceBase:
         return item, snap.sha
 
     def list_items(
-        self, ref: str, ctype: ContentType, filters: dict[str, Any], sort: str
+        self,
+        ref: str,
+        ctype: ContentType,
+        filters: dict[str, Any],
+        sort: str,
+        search: str | None = None,
     ) -> tuple[list[Item], str]:
         snap = self.snapshot(ref)
-        return filter_sort(snap.items.get(ctype.name, {}).values(), filters, sort), snap.sha
+        found = search and (ctype.title_field, search)
+        items = snap.items.get(ctype.name, {}).values()
+        return filter_sort(items, filters, sort, found or None), snap.sha
 
     def _current(
         self, objs: ObjectAccess, ctype: ContentType, slug: str, blob: str | None

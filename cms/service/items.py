@@ -123,14 +123,24 @@ def expected_items(
     return out
 
 
-def filter_sort(items: Iterable[Item], filters: dict[str, Any], sort: str) -> list[Item]:
-    """Valid items whose fields equal the filters, sorted by a field ('-field': descending)."""
+def filter_sort(
+    items: Iterable[Item],
+    filters: dict[str, Any],
+    sort: str,
+    search: tuple[str, str] | None = None,
+) -> list[Item]:
+    """Valid items whose fields equal the filters, sorted by a field ('-field': descending).
+
+    search is (field, text): only items whose field or slug contains the text, ignoring case.
+    """
+    needle = search[1].casefold() if search else ""
     out = [
         item
         for item in items
         if item.error is None
         and item.data is not None
         and all(item.data.get(name) == value for name, value in filters.items())
+        and (not search or _contains(item, search[0], needle))
     ]
     key = sort.lstrip("-")
 
@@ -140,3 +150,8 @@ def filter_sort(items: Iterable[Item], filters: dict[str, Any], sort: str) -> li
 
     out.sort(key=sort_key, reverse=sort.startswith("-"))
     return out
+
+
+def _contains(item: Item, field: str, needle: str) -> bool:
+    value = (item.data or {}).get(field)
+    return needle in item.slug or (isinstance(value, str) and needle in value.casefold())
