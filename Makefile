@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 5000
 WORKERS ?= 2
 
-.PHONY: install run dev test lint pytest fuzz bench bench-quick openapi clean
+.PHONY: install run dev test lint pytest fuzz bench bench-quick openapi screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ fuzz: install
 
 openapi: install
 	$(BIN)/cms openapi
+
+# the README's pictures of the editor app, taken by its browser tests
+screenshots: install
+	CMS_UPDATE_DOCS=1 $(BIN)/pytest -q tests/test_editor_app.py -k "sqlite and (typo or overwrite)"
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache .mypy_cache

@@ -1,5 +1,6 @@
 """The pages a person opens: the reference frontend at `/` (the published workshop, from the
-public API alone) and the API's documentation at `/docs` (Swagger UI, served from the package)."""
+public API alone), the editor app at `/edit` (a client of the same API) and the API's
+documentation at `/docs` (Swagger UI, served from the package)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,19 @@ DOCS_CSP = (
 @blp.route("/docs")
 def docs() -> Response:
     return _page("docs.html", DOCS_CSP)
+
+
+# The editor app: its own script and style only; the Markdown preview is the server's sanitised
+# HTML (images may come from https); it talks to this origin alone and is never framed.
+EDIT_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+@blp.route("/edit")
+def edit() -> Response:
+    response = _page("edit.html", EDIT_CSP)
+    response.headers["X-Robots-Tag"] = "noindex"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response

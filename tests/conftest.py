@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +197,76 @@ class Server:
             # the master is gone; make sure no orphaned worker is left either
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- browsers (headless Chromium)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+SCREENSHOTS = Path(os.environ.get("CMS_SCREENSHOTS", tempfile.gettempdir()))
+
+
+def start_browser(width: int = 1200, height: int = 1600) -> Any:
+    """Debian's chromium through Selenium; skipped without it, except under CI."""
+    if not (CHROMIUM and CHROMEDRIVER):
+        if IN_CI:
+            pytest.fail("chromium and chromedriver must be installed under CI (.ci/run does it)")
+        pytest.skip("no Chromium here: apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--window-size={width},{height}"):  # fmt: skip
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports, errors
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    if width < 500:  # a window is never narrower than 500 px: emulate the phone's viewport
+        metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": True}
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics)
+    return driver
+
+
+@pytest.fixture
+def browsers() -> Iterator[Callable[..., Any]]:
+    """Start as many browsers as a test needs (two editors at once); all quit at the end."""
+    started: list[Any] = []
+
+    def start(width: int = 1200, height: int = 1600) -> Any:
+        started.append(start_browser(width, height))
+        return started[-1]
+
+    yield start
+    for driver in started:
+        driver.quit()
+
+
+@pytest.fixture
+def browser(browsers: Callable[..., Any]) -> Any:
+    return browsers()
+
+
+@pytest.fixture
+def live(
+    config: dict[str, Any], instance: Path, db_url: str
+) -> Iterator[tuple[Server, ContentService]]:
+    """The app served by `cms serve` (one worker), with an in-process service on the same
+    repository and database to make tokens and look at the state."""
+    app = create_app(config)
+    svc: ContentService = app.extensions["cms"]
+    srv = Server(instance, db_url, workers=1)
+    srv.start()
+    yield srv, svc
+    srv.kill(signal.SIGTERM)
+    svc.dispose()
+
+
+def wait_for_text(driver: Any, element_id: str, text: str) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, 20).until(lambda d: text in d.find_element(By.ID, element_id).text)
+    return str(driver.find_element(By.TAG_NAME, "body").text)

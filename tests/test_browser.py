@@ -2,69 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from conftest import IN_CI, Server, new_token
+from conftest import SCREENSHOTS, Server, new_token, wait_for_text
 
-from cms.app import create_app
 from cms.service import ContentService
 
 pytestmark = pytest.mark.slow
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMEDRIVER = shutil.which("chromedriver")
-SCREENSHOTS = Path(os.environ.get("CMS_SCREENSHOTS", tempfile.gettempdir()))
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    if not (CHROMIUM and CHROMEDRIVER):
-        if IN_CI:
-            pytest.fail("chromium and chromedriver must be installed under CI (.ci/run does it)")
-        pytest.skip("no Chromium here: apt-get install chromium chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1200,1600"):  # fmt: skip
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='chromium-')}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # CSP reports, errors
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
-
-
-@pytest.fixture
-def live(
-    config: dict[str, Any], instance: Path, db_url: str
-) -> Iterator[tuple[Server, ContentService]]:
-    app = create_app(config)
-    svc: ContentService = app.extensions["cms"]
-    srv = Server(instance, db_url, workers=1)
-    srv.start()
-    yield srv, svc
-    srv.kill(signal.SIGTERM)
-    svc.dispose()
-
-
-def wait_for_text(driver: Any, element_id: str, text: str) -> str:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    WebDriverWait(driver, 20).until(lambda d: text in d.find_element(By.ID, element_id).text)
-    return str(driver.find_element(By.TAG_NAME, "body").text)
 
 
 def test_front_page_shows_the_published_workshop(

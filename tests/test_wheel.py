@@ -33,8 +33,12 @@ def test_a_wheel_install_serves_the_seed(tmp_path: Path) -> None:
         "import cms, json\n"
         "from cms.app import create_app\n"
         "import os; app = create_app({'INSTANCE_PATH': os.path.abspath('instance')})\n"
-        "r = app.test_client().get('/api/v1/workshops/terrabytes-icml25')\n"
-        "print(json.dumps({'file': cms.__file__, 'status': r.status_code, 'body': r.get_json()}))\n"
+        "c = app.test_client()\n"
+        "r = c.get('/api/v1/workshops/terrabytes-icml25')\n"
+        "pages = [c.get(p).status_code for p in ('/', '/edit', '/docs', '/static/edit/edit.js',\n"
+        "         '/static/edit/edit.css', '/static/site.js')]\n"
+        "print(json.dumps({'file': cms.__file__, 'status': r.status_code, 'body': r.get_json(),\n"
+        "                  'pages': pages}))\n"
         "app.extensions['cms'].dispose()\n"
     )
     env = {**os.environ, "PYTHONPATH": str(target)}
@@ -49,6 +53,7 @@ def test_a_wheel_install_serves_the_seed(tmp_path: Path) -> None:
     assert result["file"].startswith(str(target))
     assert result["status"] == 200
     assert result["body"]["location"] == "Vancouvert, Canada"  # verbatim, typo included
+    assert result["pages"] == [200] * 6  # the pages and the editor app ship in the wheel
 
 
 def test_a_configured_seed_that_does_not_exist_is_a_clear_startup_error(tmp_path: Path) -> None:
