@@ -1,4 +1,4 @@
-"""The `cms` command: serve, reindex, check, openapi, tokens."""
+"""The `cms` command: serve, reindex, check, gc, openapi, import, tokens."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from cms import auth
 from cms.app import create_app
 from cms.config import ConfigError
 from cms.errors import CMSError, RepositoryFailure
+from cms.openreview import keep_author_details, paper_from_note, read_export
 from cms.serve import REQUEST_LINE_LIMIT
 from cms.service import ContentService
+from cms.types import TYPES
 
 
 def _service(app: Flask) -> ContentService:
@@ -121,6 +123,45 @@ def openapi(output: Path) -> None:
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(spec_json(app), encoding="utf-8")
     click.echo(f"wrote {output}")
+
+
+@main.group(name="import")
+def import_() -> None:
+    """Import content from other systems, each import one commit."""
+
+
+@import_.command("openreview")
+@click.argument("export", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--workshop", required=True, help="Slug of the workshop that accepted the papers.")
+@click.option("--reason", default="", help="Why: kept in the commit message.")
+@click.option("--author", "author_name", default="", help="Commit author (default: the CMS).")
+@click.option("--email", "author_email", default="", help="Commit author's email.")
+def import_openreview(
+    export: Path, workshop: str, reason: str, author_name: str, author_email: str
+) -> None:
+    """Create or update papers from an OpenReview API v2 notes export (JSON), matched by
+    note id; importing the same file again changes nothing."""
+    svc = _service(_app())
+    try:
+        papers = [paper_from_note(n, workshop) for n in read_export(export)]
+        result = svc.import_items(
+            TYPES["papers"],
+            papers,
+            "openreview_id",
+            auth.Actor(role="admin", name=author_name, email=author_email),
+            reason or f"Import accepted papers from {export.name}",
+            adjust=keep_author_details,
+        )
+    except CMSError as exc:
+        details = f" {json.dumps(exc.errors)}" if exc.errors else ""
+        raise click.ClickException(exc.message + details) from None
+    finally:
+        svc.dispose()
+    click.echo(
+        f"{len(result.created)} created, {len(result.updated)} updated, "
+        f"{len(result.unchanged)} unchanged"
+        + (f"; commit {result.commit}" if result.commit else "; nothing to commit")
+    )
 
 
 @main.group()

@@ -1,12 +1,16 @@
-"""Delivery to frontends: Markdown rendered to safe HTML, and the whole site in one document."""
+"""Delivery to frontends: Markdown rendered to safe HTML, the whole site (or one edition) in one
+document, and a workshop's calendar for calendar apps."""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from functools import cache, lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import icalendar
 import nh3
 from markdown_it import MarkdownIt
 from marshmallow import Schema, fields
@@ -71,6 +75,8 @@ def site_bundle(
         for data in shown[type_name].values():
             data = dict(data)
             for name, target in ctype.links.items():
+                if name in ctype.belongs_to:  # the parent: named, not repeated in each child
+                    continue
                 value = data.get(name)
                 if isinstance(value, list):
                     data[name] = [shown[target][s] for s in value if s in shown[target]]
@@ -93,7 +99,7 @@ def site_schema() -> type[Schema]:
         own: dict[str, fields.Field] = {}
         for name, field in ctype.item_schema_class().fields.items():
             target = ctype.links.get(name)
-            if target is None:
+            if target is None or name in ctype.belongs_to:
                 own[name] = copy.deepcopy(field)
             elif isinstance(field, fields.List):
                 own[name] = fields.List(
@@ -106,3 +112,86 @@ def site_schema() -> type[Schema]:
         expanded = Schema.from_dict(own, name=f"Site{ctype.singular}")
         members[type_name] = fields.List(fields.Nested(expanded), required=True)
     return Schema.from_dict(members, name="Site")
+
+
+def edition_items(
+    items: Mapping[str, Mapping[str, Item]], workshop: str
+) -> dict[str, dict[str, Item]] | None:
+    """One workshop's part of the site: the workshop, its series, what belongs to it
+    (sessions, papers, calls, sponsors), what those link to (talks, people), and the
+    references (which no edition claims). None when there is no such workshop."""
+    found = items.get("workshops", {}).get(workshop)
+    if found is None or found.data is None:
+        return None
+    keep: dict[str, dict[str, Item]] = {name: {} for name in TYPES}
+    keep["workshops"][workshop] = found
+    keep["references"] = dict(items.get("references", {}))
+    for type_name, ctype in TYPES.items():
+        if ctype.belongs_to.get("workshop") == "workshops":
+            keep[type_name] = {
+                slug: item
+                for slug, item in items.get(type_name, {}).items()
+                if item.data is not None and item.data.get("workshop") == workshop
+            }
+    series = found.data.get("series")
+    if isinstance(series, str) and series in items.get("series", {}):
+        keep["series"][series] = items["series"][series]
+    grew = True
+    while grew:  # follow links: sessions to talks, talks and papers to people
+        grew = False
+        for type_name, ctype in TYPES.items():
+            for item in list(keep[type_name].values()):
+                for name, target, slug in ctype.linked_slugs(item.data or {}):
+                    if name in ctype.belongs_to or slug in keep[target]:
+                        continue
+                    if slug in items.get(target, {}):
+                        keep[target][slug] = items[target][slug]
+                        grew = True
+    return keep
+
+
+def calendar(
+    items: Mapping[str, Mapping[str, Item]], workshop: str, stamp: datetime, host: str
+) -> bytes:
+    """The workshop's sessions and deadlines as an iCalendar file (RFC 5545): session times
+    in the venue's zone (with its VTIMEZONE), deadlines in UTC, named AoE when they are."""
+    cal = icalendar.Calendar()
+    cal.add("prodid", "-//TerraBytes CMS//calendar//EN")
+    cal.add("version", "2.0")
+    cal.add("calscale", "GREGORIAN")
+    found = items["workshops"][workshop].data or {}
+    cal.add("x-wr-calname", found.get("title") or workshop)
+    for slug, item in sorted(items.get("sessions", {}).items()):
+        data = item.data or {}
+        if data.get("workshop") != workshop or item.error:
+            continue
+        where = ZoneInfo(data["zone"])
+        event = _event(f"session-{slug}", workshop, host, stamp, data["title"])
+        event.add("dtstart", datetime.fromisoformat(data["start"]).astimezone(where))
+        event.add("dtend", datetime.fromisoformat(data["end"]).astimezone(where))
+        event.add("location", ", ".join(x for x in (data.get("room"), found.get("location")) if x))
+        event.add("categories", [data["kind"]])
+        cal.add_component(event)
+    for slug, item in sorted(items.get("calls-for-papers", {}).items()):
+        data = item.data or {}
+        if data.get("workshop") != workshop or item.error:
+            continue
+        for n, deadline in enumerate(data.get("deadlines") or []):
+            due = datetime.fromisoformat(deadline["due"]).astimezone(UTC)
+            zone_name = deadline.get("zone") or "UTC"
+            summary = f"{deadline['name']} deadline ({zone_name}): {data['title']}"
+            event = _event(f"deadline-{slug}-{n}", workshop, host, stamp, summary)
+            event.add("dtstart", due)
+            event.add("dtend", due)
+            event.add("transp", "TRANSPARENT")
+            cal.add_component(event)
+    cal.add_missing_timezones()
+    return bytes(cal.to_ical())
+
+
+def _event(key: str, workshop: str, host: str, stamp: datetime, summary: str) -> icalendar.Event:
+    event = icalendar.Event()
+    event.add("uid", f"{workshop}-{key}@{host}")
+    event.add("dtstamp", stamp)
+    event.add("summary", summary)
+    return event

@@ -42,6 +42,10 @@ def markdown_text(description: str, **kwargs: Any) -> fields.String:
 # The spec names the type a slug field points to, so a client (the editor app) can offer a
 # picker of existing items; the service checks the same links on every write.
 LINKS_TO = "x-links-to"
+BELONGS_TO = "x-belongs-to"  # a link to the item this one is part of (its workshop, series)
+# Fields added after items were written: left out of the file while null, so that adding a
+# field to a type never rewrites the files already in git (their blobs, ETags, diffs stay).
+OMIT_NULL = "omit_null"
 
 
 def slug_list(description: str, links_to: str) -> fields.List:
@@ -51,6 +55,40 @@ def slug_list(description: str, links_to: str) -> fields.List:
         load_default=list,
         metadata={"description": description, LINKS_TO: links_to},
     )
+
+
+def url_field(description: str) -> fields.Url:
+    return fields.Url(
+        allow_none=True,
+        load_default=None,
+        schemes={"http", "https"},
+        validate=validate.Length(max=2000),
+        metadata={"description": description, OMIT_NULL: True},
+    )
+
+
+def link_list(description: str) -> fields.List:
+    return fields.List(
+        fields.Nested(LinkSchema),
+        validate=validate.Length(max=50),
+        load_default=list,
+        metadata={"description": description},
+    )
+
+
+ORCID_RE = re.compile(r"^\d{4}-\d{4}-\d{4}-\d{3}[\dX]$")
+
+
+def orcid(value: str) -> None:
+    """An ORCID iD: 16 characters in groups of four, the last a checksum (ISO 7064 11,2)."""
+    if not ORCID_RE.match(value):
+        raise ValidationError("An ORCID iD looks like 0000-0002-1825-0097.")
+    total = 0
+    for digit in value.replace("-", "")[:-1]:
+        total = (total + int(digit)) * 2
+    check = (12 - total % 11) % 11
+    if value[-1] != ("X" if check == 10 else str(check)):
+        raise ValidationError("Not a valid ORCID iD: its check digit does not match.")
 
 
 class ContentSchema(Schema):
@@ -107,6 +145,17 @@ class WorkshopSchema(ContentSchema):
         metadata={"description": "Website of the workshop, if it has one"},
     )
     website_note = short_text("Text shown next to the website link", load_default="")
+    series = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=slug_validators,
+        metadata={
+            "description": "Slug of the series this edition belongs to",
+            LINKS_TO: "series",
+            BELONGS_TO: True,
+            OMIT_NULL: True,
+        },
+    )
 
     @validates_schema
     def end_after_start(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -119,12 +168,14 @@ class PersonSchema(ContentSchema):
     affiliation = short_text("Institution", load_default="")
     role = short_text("Role in the workshop, e.g. organizer or speaker", load_default="")
     bio = markdown_text("Short biography", load_default="")
-    links = fields.List(
-        fields.Nested(LinkSchema),
-        validate=validate.Length(max=50),
-        load_default=list,
-        metadata={"description": "Home page, profiles"},
+    links = link_list("Home page, profiles")
+    orcid = fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=orcid,
+        metadata={"description": "ORCID iD, e.g. 0000-0002-1825-0097", OMIT_NULL: True},
     )
+    homepage = url_field("Personal home page")
 
 
 class TalkSchema(ContentSchema):
@@ -229,6 +280,16 @@ class RenderQuerySchema(PreviewQuerySchema):
     render = fields.String(
         validate=validate.OneOf(["html"]),
         metadata={"description": "'html' adds <field>_html with each Markdown field rendered"},
+    )
+
+
+class SiteQuerySchema(RenderQuerySchema):
+    workshop = fields.String(
+        validate=slug_validators,
+        metadata={
+            "description": "Only this workshop's edition: its series, sessions, papers, "
+            "calls, sponsors, and the talks and people they name"
+        },
     )
 
 

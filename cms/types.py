@@ -10,7 +10,9 @@ from typing import Any
 
 from marshmallow import Schema, fields, missing, validate
 
+from cms import programme as p
 from cms import schemas as s
+from cms.serialize import canonical_yaml
 
 SIMPLE_FIELDS = (fields.String, fields.Integer, fields.Date, fields.Boolean)
 
@@ -44,6 +46,64 @@ class ContentType:
             for name, f in self.fields_schema().fields.items()
             if s.LINKS_TO in f.metadata
         }
+
+    @cached_property
+    def belongs_to(self) -> dict[str, str]:
+        """The links to what this item is part of (its workshop): not expanded in bundles."""
+        return {
+            name: target
+            for name, target in self.links.items()
+            if self.fields_schema().fields[name].metadata.get(s.BELONGS_TO)
+        }
+
+    @cached_property
+    def nested_links(self) -> dict[str, dict[str, str]]:
+        """List-of-objects field -> {its field -> linked type}: authors' person slugs."""
+        out = {}
+        for name, f in self.fields_schema().fields.items():
+            inner = getattr(f, "inner", None)
+            if isinstance(inner, fields.Nested) and isinstance(inner.schema, Schema):
+                links = {
+                    sub: sf.metadata[s.LINKS_TO]
+                    for sub, sf in inner.schema.fields.items()
+                    if s.LINKS_TO in sf.metadata
+                }
+                if links:
+                    out[name] = links
+        return out
+
+    def linked_slugs(self, data: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+        """(field, type, slug) for every item this one links to, nested links included."""
+        out = []
+        for name, target in self.links.items():
+            value = data.get(name)
+            for slug in value if isinstance(value, list) else [value] if value else []:
+                out.append((name, target, slug))
+        for name, subs in self.nested_links.items():
+            for entry in data.get(name) or []:
+                for sub, target in subs.items():
+                    if isinstance(entry, Mapping) and entry.get(sub):
+                        out.append((name, target, entry[sub]))
+        return out
+
+    def links_to(self, type_name: str) -> bool:
+        targets = [
+            *self.links.values(),
+            *(t for d in self.nested_links.values() for t in d.values()),
+        ]
+        return type_name in targets
+
+    @cached_property
+    def omit_null(self) -> frozenset[str]:
+        return frozenset(
+            name for name, f in self.fields_schema().fields.items() if f.metadata.get(s.OMIT_NULL)
+        )
+
+    def file_bytes(self, data: dict[str, Any]) -> bytes:
+        """The item as its file in git: canonical YAML, late-added fields left out while null."""
+        return canonical_yaml(
+            {k: v for k, v in data.items() if not (v is None and k in self.omit_null)}
+        )
 
     @cached_property
     def schema(self) -> Schema:
@@ -193,6 +253,40 @@ TYPES: dict[str, ContentType] = {
             singular="Reference",
             fields_schema=s.ReferenceSchema,
             title_field="key",
+        ),
+        ContentType(
+            name="series",
+            singular="Series",
+            fields_schema=p.SeriesSchema,
+            title_field="name",
+            markdown=("description",),
+        ),
+        ContentType(
+            name="sessions",
+            singular="Session",
+            fields_schema=p.SessionSchema,
+            title_field="title",
+            markdown=("description",),
+        ),
+        ContentType(
+            name="papers",
+            singular="Paper",
+            fields_schema=p.PaperSchema,
+            title_field="title",
+            markdown=("abstract",),
+        ),
+        ContentType(
+            name="calls-for-papers",
+            singular="CallForPapers",
+            fields_schema=p.CallForPapersSchema,
+            title_field="title",
+            markdown=("introduction",),
+        ),
+        ContentType(
+            name="sponsors",
+            singular="Sponsor",
+            fields_schema=p.SponsorSchema,
+            title_field="name",
         ),
     )
 }

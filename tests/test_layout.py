@@ -19,6 +19,8 @@ LAYERS = {
     "base": (
         "cms.types",
         "cms.schemas",
+        "cms.programme",
+        "cms.openreview",
         "cms.serialize",
         "cms.patches",
         "cms.errors",

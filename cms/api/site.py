@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, url_for
+from flask import Response, request, url_for
 from flask.views import MethodView
 from marshmallow import RAISE
 
@@ -18,6 +19,7 @@ from cms.api.common import (
     cached_body,
     change_reason,
     json_response,
+    not_modified,
     published_only,
     read_scope,
     require,
@@ -30,8 +32,9 @@ from cms.api.schemas import (
     ReleaseCreateSchema,
     ReleaseSchema,
 )
-from cms.delivery import site_bundle, site_schema
-from cms.schemas import RenderQuerySchema
+from cms.delivery import calendar, edition_items, site_bundle, site_schema
+from cms.errors import NotFound
+from cms.schemas import PreviewQuerySchema, SiteQuerySchema
 from cms.service.versions import HEX_REV
 from cms.types import TYPES
 
@@ -45,7 +48,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 @blp.route("/site")
 class Site(MethodView):
-    @blp.arguments(RenderQuerySchema(), location="query", unknown=RAISE)
+    @blp.arguments(SiteQuerySchema(), location="query", unknown=RAISE)
     @blp.response(
         200,
         site_schema(),
@@ -58,7 +61,9 @@ class Site(MethodView):
         operationId="getSite",
         summary="The whole published site in one document",
         description="Every type's items with references (organizers, author, speakers) "
-        "expanded. ETag is the commit id; `?at=` reads the site as of any revision or release.",
+        "expanded; links to the workshop or series an item belongs to stay slugs. "
+        "`?workshop=` gives one edition. ETag is the commit id; `?at=` reads the site as of "
+        "any revision or release.",
     )
     def get(self, query: dict[str, Any]) -> Response:
         ref, at = read_scope(query)
@@ -72,9 +77,60 @@ class Site(MethodView):
             sha, items, cache = snap.sha, snap.items, CDN_CACHE
         if actor().role != "anonymous":
             cache = "private, no-cache"
-        etag = f'"{sha}{".html" if render else ""}"'
-        body = cached_body(("site", sha, render), lambda: site_bundle(items, sha, render))
+        workshop = query.get("workshop")
+        if workshop is not None:
+            edition = edition_items(items, workshop)
+            if edition is None:
+                raise NotFound(f"No workshop '{workshop}' here.")
+            items = edition
+        etag = f'"{sha}{f".{workshop}" if workshop else ""}{".html" if render else ""}"'
+        body = cached_body(("site", sha, workshop, render), lambda: site_bundle(items, sha, render))
         return json_response(body, etag=etag, revision=sha, headers={"Cache-Control": cache})
+
+
+@blp.route("/workshops/<slug:slug>/calendar.ics")
+class Calendar(MethodView):
+    @blp.arguments(PreviewQuerySchema(), location="query", unknown=RAISE)
+    @blp.response(
+        200,
+        {"type": "string"},
+        content_type="text/calendar",
+        headers={"ETag": {"description": "The commit id", "schema": {"type": "string"}}},
+    )
+    @blp.alt_response(304, description="Not modified")
+    @blp.errors(*READ_ERRORS)
+    @blp.doc(
+        security=OPTIONAL_BEARER,
+        operationId="getWorkshopCalendar",
+        summary="The workshop's sessions and deadlines for calendar apps (iCalendar)",
+        description="RFC 5545: sessions in the venue's time zone (with its VTIMEZONE), "
+        "deadlines in UTC, named AoE when they are 'anywhere on earth'.",
+    )
+    def get(self, query: dict[str, Any], slug: str) -> Response:
+        ref, at = read_scope(query)
+        if at is not None:
+            sha = versions().resolve(at, ref, published_only=published_only()).commit
+            items = {name: versions().items_at(sha, name) for name in TYPES}
+        else:
+            snap = service().snapshot(ref)
+            sha, items = snap.sha, snap.items
+        if slug not in items.get("workshops", {}):
+            raise NotFound(f"No workshop '{slug}' here.")
+        etag = f'"{sha}.ics"'
+        if not_modified(etag):
+            return Response(status=304, headers={"ETag": etag})
+        stamp = datetime.fromtimestamp(service().commit_time(sha), UTC)
+        body = calendar(items, slug, stamp, request.host.split(":")[0] or "localhost")
+        return Response(
+            body,
+            mimetype="text/calendar",
+            headers={
+                "ETag": etag,
+                "X-Content-Revision": sha,
+                "Content-Disposition": f'inline; filename="{slug}.ics"',
+                "Cache-Control": CDN_CACHE if actor().role == "anonymous" else "private, no-cache",
+            },
+        )
 
 
 @blp.route("/publish")

@@ -2,19 +2,21 @@
 
 Views call `ContentService` (and `Versions` for the past) and nothing below them. Each job has
 its module: writes.py (the one write path), publishing.py, integrity.py (links between items),
-maintenance.py (bootstrap, catch-up, reindex, check, readiness), messages.py (commit messages),
+maintenance.py (bootstrap, catch-up, reindex, check, readiness), imports.py (many items in
+one commit), messages.py (commit messages),
 versions.py (history, diffs, blame, feed), core.py (what they share), items.py (the content).
 """
 
 from __future__ import annotations
 
+from cms.service.imports import ImportResult, Imports
 from cms.service.items import MAIN, PUBLISHED, REF_NAMES, REFS, Item, Snapshot, filter_sort
 from cms.service.maintenance import Maintenance
 from cms.service.messages import REASON_MAX
 from cms.service.writes import WriteResult, Writes
 
 
-class ContentService(Writes, Maintenance):
+class ContentService(Writes, Imports, Maintenance):
     """Everything views may ask of the content: reads, writes, publishing, maintenance."""
 
 
@@ -25,6 +27,7 @@ __all__ = [
     "REFS",
     "REF_NAMES",
     "ContentService",
+    "ImportResult",
     "Item",
     "Snapshot",
     "WriteResult",

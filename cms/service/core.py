@@ -270,6 +270,11 @@ class ServiceBase:
 
     # --- reads --------------------------------------------------------------------------------
 
+    def commit_time(self, sha: str) -> int:
+        """When a commit was made (its committer time, seconds since the epoch)."""
+        with self.store.objects() as objs:
+            return objs.read_commit(sha).committer_time
+
     def snapshot(self, ref: str) -> Snapshot:
         """The current items of a ref; the index is caught up first if git moved.
 

@@ -3,6 +3,7 @@ cannot be deleted; a published item must not link to unpublished ones."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from cms.errors import Conflict, Invalid
 from cms.index import ItemRow
+from cms.programme import zone
 from cms.service.items import MAIN
 from cms.types import TYPES, ContentType
 
@@ -37,13 +39,12 @@ def check_links(
     hint: str = "",
 ) -> None:
     errors: dict[str, list[str]] = {}
-    for name, target in ctype.links.items():
-        value = data.get(name)
-        slugs = value if isinstance(value, list) else [value] if value else []
-        for slug in slugs:
-            if session.get(ItemRow, (ref, target, slug)) is None:
-                where = "" if ref == MAIN else f" on {ref.removeprefix('refs/heads/')}"
-                errors.setdefault(name, []).append(f"No {target} item '{slug}'{where}.")
+    for name, target, slug in ctype.linked_slugs(data):
+        if session.get(ItemRow, (ref, target, slug)) is None:
+            where = "" if ref == MAIN else f" on {ref.removeprefix('refs/heads/')}"
+            errors.setdefault(name, []).append(f"No {target} item '{slug}'{where}.")
+    if not errors:
+        errors = _outside_workshop(session, ctype, data, ref)
     if errors:
         message = "Some references point to nothing" + (f": {hint}." if hint else ".")
         if ref != MAIN:  # publishing would break the public site: a conflict, not bad input
@@ -54,19 +55,40 @@ def check_links(
 def check_unreferenced(session: Session, ctype: ContentType, slug: str, ref: str = MAIN) -> None:
     referrers = []
     for other in TYPES.values():
-        fields = [name for name, target in other.links.items() if target == ctype.name]
-        if not fields:
+        if not other.links_to(ctype.name):
             continue
         rows = session.scalars(
             select(ItemRow).where(ItemRow.ref == ref, ItemRow.type == other.name)
         )
         for row in rows:
-            for name in fields:
-                value = (row.data or {}).get(name)
-                if value == slug or (isinstance(value, list) and slug in value):
-                    referrers.append(f"{other.name}/{row.slug} ({name})")
+            names = {
+                name
+                for name, target, linked in other.linked_slugs(row.data or {})
+                if target == ctype.name and linked == slug
+            }
+            referrers += [f"{other.name}/{row.slug} ({name})" for name in sorted(names)]
     if referrers:
         raise Conflict(
             f"{ctype.name}/{slug} is still referenced by: {', '.join(referrers)}.",
             referrers=referrers,
         )
+
+
+def _outside_workshop(
+    session: Session, ctype: ContentType, data: dict[str, Any], ref: str
+) -> dict[str, list[str]]:
+    """A session must take place within its workshop's dates, in the session's own zone."""
+    if ctype.belongs_to.get("workshop") != "workshops" or not data.get("start"):
+        return {}
+    row = session.get(ItemRow, (ref, "workshops", data["workshop"]))
+    if row is None or not row.data or not row.data.get("start") or not row.data.get("end"):
+        return {}
+    where = zone(data["zone"]) if data.get("zone") else UTC
+    first = datetime.fromisoformat(row.data["start"]).astimezone(where).date()
+    last = datetime.fromisoformat(row.data["end"]).astimezone(where).date()
+    errors = {}
+    for name in ("start", "end"):
+        day = datetime.fromisoformat(data[name]).astimezone(where).date()
+        if not first <= day <= last:
+            errors[name] = [f"Outside the workshop's dates ({first} to {last})."]
+    return errors

@@ -10,7 +10,7 @@ from typing import Any
 
 from cms import index, webhooks
 from cms.index import RefHead
-from cms.serialize import canonical_yaml, parse_yaml
+from cms.serialize import parse_yaml
 from cms.service.items import MAIN, PUBLISHED, REFS, expected_items
 from cms.service.publishing import Publishing
 from cms.store.lock import write_lock
@@ -61,7 +61,7 @@ class Maintenance(Publishing):
         if item_key(f"{ctype.folder}/{path.name}") is None:
             raise ValueError(f"{path}: not a valid slug")
         data = parse_yaml(raw)
-        canonical = canonical_yaml(ctype.schema.dump(ctype.schema.load(data)))
+        canonical = ctype.file_bytes(ctype.schema.dump(ctype.schema.load(data)))
         if canonical != raw:
             raise ValueError(f"{path}: not in canonical form (run the seed through the schema)")
         return raw

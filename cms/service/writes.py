@@ -27,7 +27,6 @@ from cms.errors import (
     StaleETag,
 )
 from cms.index import ChangeRow, ItemRow, RefHead
-from cms.serialize import canonical_yaml
 from cms.service.core import ServiceBase, retry_on_ref_moved
 from cms.service.integrity import check_links_of
 from cms.service.items import MAIN, Item, blob_id, item_from_blob, slugify
@@ -317,7 +316,7 @@ class Writes(ServiceBase):
         else:
             new_data = make(current.data if current else None)
         check_links_of(session, ctype, slug, new_data)
-        raw = canonical_yaml(new_data) if new_data is not None else None
+        raw = ctype.file_bytes(new_data) if new_data is not None else None
         new_blob = blob_id(raw) if raw is not None else None
         return _Plan(head, tree, current_blob, current, new_data, raw, new_blob, merged_from)
 
