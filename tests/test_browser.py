@@ -96,3 +96,51 @@ def test_a_preview_link_shows_the_drafts_without_an_account(
     assert "Preview: this content may not be published yet." in page
     assert browser.execute_script("return sessionStorage.length + localStorage.length") == 0
     browser.save_screenshot(str(SCREENSHOTS / "terrabytes-preview.png"))
+
+
+def test_front_page_shows_the_programme_in_the_venues_time(
+    browsers: Any, live: tuple[Server, ContentService]
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    srv, svc = live
+    auth = {"Authorization": f"Bearer {new_token(svc, 'admin')[1]}"}
+
+    def post(type_name: str, body: dict[str, Any]) -> None:
+        r = requests.post(f"{srv.url}/api/v1/{type_name}", json=body, headers=auth, timeout=10)
+        assert r.status_code == 201, r.text
+
+    post("talks", {"title": "Foundation models for EO", "speakers": ["valentin-barriere"]})
+    post("sessions", {"workshop": "terrabytes-icml25", "title": "Keynote", "kind": "keynote",
+                      "start": "2025-07-19T16:30:00Z", "end": "2025-07-19T17:15:00Z",
+                      "zone": "America/Vancouver", "room": "West 118",
+                      "talks": ["foundation-models-for-eo"]})  # fmt: skip
+    post("papers", {"workshop": "terrabytes-icml25", "title": "Clouds Are Not Noise",
+                    "authors": [{"name": "A. Student"}], "presentation": "spotlight",
+                    "links": [{"label": "PDF", "url": "https://example.org/c.pdf"}]})  # fmt: skip
+    post("calls-for-papers", {"workshop": "terrabytes-icml25", "title": "Call for Papers",
+                              "topics": ["Large EO datasets"], "page_limit": 4,
+                              "deadlines": [{"name": "Submission",
+                                             "due": "2099-05-30T23:59:00-12:00"}]})  # fmt: skip
+    post("sponsors", {"workshop": "terrabytes-icml25", "name": "Orbital Data", "tier": "gold"})
+    r = requests.post(f"{srv.url}/api/v1/publish", headers=auth, timeout=10)
+    assert r.status_code == 200
+    for width in (1280, 360):
+        browser = browsers(width, 1400)
+        browser.get(srv.url + "/")
+        page = wait_for_text(browser, "schedule", "Keynote")
+        assert "9:30 AM — 10:15 AM" in page  # Vancouver time, as the venue gives it
+        assert "Times in the venue's time zone (America/Vancouver)." in page
+        assert "your time: " in page  # the browser runs in UTC here
+        assert "Foundation models for EO — Valentin Barriere" in page  # talks list
+        schedule = browser.find_element(By.ID, "schedule").text
+        assert "Foundation models for EO — Valentin Barriere" in schedule
+        assert "Clouds Are Not Noise" in page and "spotlight" in page
+        assert "May 30, 2099 11:59 PM AoE (in " in page
+        assert "Orbital Data gold" in page
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0
+        browser.execute_script("document.getElementById('schedule-section').scrollIntoView()")
+        browser.save_screenshot(str(SCREENSHOTS / f"terrabytes-programme-{width}.png"))

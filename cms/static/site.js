@@ -86,6 +86,12 @@ async function load() {
   } else {
     talks.textContent = w.invited_talks || "TBA";
   }
+  const mine = (items) => (items || []).filter((x) => x.workshop === w.slug);
+  const people = Object.fromEntries(site.people.map((p) => [p.slug, p]));
+  schedule(mine(site.sessions), people);
+  papers(mine(site.papers));
+  callForPapers(mine(site["calls-for-papers"])[0]);
+  sponsors(mine(site.sponsors));
   list("references", site.references, (r) => [r.key, r.title].filter(Boolean).join(": "));
   const website = document.getElementById("website");
   if (w.website) {
@@ -99,6 +105,105 @@ async function load() {
   text("revision", site.revision.slice(0, 12));
   status.hidden = !preview;  // a preview says so above the content
   document.getElementById("workshop").hidden = false;
+}
+
+function el(tag, textContent, className) {
+  const e = document.createElement(tag);
+  if (textContent) e.textContent = textContent;
+  if (className) e.className = className;
+  return e;
+}
+function reveal(id, shown) { document.getElementById(id).hidden = !shown; }
+
+// The schedule in the venue's own time (as stored, with the zone's name), and the visitor's
+// own time beside it when their zone differs.
+function schedule(sessions, people) {
+  reveal("schedule-section", sessions.length > 0);
+  if (!sessions.length) return;
+  sessions.sort((a, b) => new Date(a.start) - new Date(b.start));
+  const here = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const zone = sessions[0].zone;
+  text("schedule-zone", `Times in the venue's time zone (${zone}).`);
+  const local = { hour: "numeric", minute: "2-digit", timeZoneName: "short" };
+  document.getElementById("schedule").replaceChildren(...sessions.map((s) => {
+    const li = el("li");
+    const time = el("time", `${clock(parts(s.start))} — ${clock(parts(s.end))}`, "slot");
+    time.dateTime = s.start;
+    const yours = `${new Date(s.start).toLocaleTimeString([], local)} — ${new Date(s.end).toLocaleTimeString([], local)}`;
+    time.title = `Your time (${here}): ${yours}`;
+    li.append(time, el("strong", s.title), el("span", [s.kind.replace(/-/g, " "), s.room].filter(Boolean).join(" · "), "meta"));
+    if (here !== s.zone) li.append(el("span", `your time: ${yours}`, "meta yours"));
+    const name = (slug) => (people[slug] ? people[slug].name : slug);  // one level is expanded
+    const inside = [...(s.talks || []).map((t) => [t.title, (t.speakers || []).map(name).join(", ")]),
+      ...(s.papers || []).map((p) => [p.title, (p.authors || []).map((a) => a.name).join(", ")])];
+    if (inside.length) {
+      const ul = el("ul");
+      ul.append(...inside.map(([title, who]) => el("li", [title, who].filter(Boolean).join(" — "))));
+      li.append(ul);
+    }
+    return li;
+  }));
+}
+
+function papers(items) {
+  reveal("papers-section", items.length > 0);
+  items.sort((a, b) => a.title.localeCompare(b.title));
+  document.getElementById("papers").replaceChildren(...items.map((p) => {
+    const li = el("li");
+    li.append(el("strong", p.title), el("span", (p.authors || []).map((a) => a.name).join(", "), "meta"),
+      el("span", p.presentation, "badge"));
+    for (const link of p.links || []) {
+      const a = el("a", link.label);
+      a.href = link.url;
+      a.rel = "noopener";
+      li.append(" ", a);
+    }
+    return li;
+  }));
+}
+
+// Deadlines count down in days; an AoE deadline says so (it is the last place on earth to
+// reach that date, UTC-12).
+function callForPapers(call) {
+  reveal("cfp-section", Boolean(call));
+  if (!call) return;
+  text("cfp-title", call.title);
+  const box = document.getElementById("cfp");
+  box.replaceChildren();
+  if (call.introduction_html) { const d = el("div"); d.innerHTML = call.introduction_html; box.append(d); }
+  if (call.topics.length) {
+    const ul = el("ul");
+    ul.append(...call.topics.map((t) => el("li", t)));
+    box.append(el("p", "Topics include:"), ul);
+  }
+  const format = [call.page_limit ? `${call.page_limit} pages` : "", call.page_limit_note].filter(Boolean).join(" · ");
+  if (format) box.append(el("p", `Format: ${format}`));
+  if (call.submission_url) {
+    const a = el("a", "Submit");
+    a.href = call.submission_url;
+    box.append(el("p")).append(a);
+  }
+  const dl = el("dl", "", "facts deadlines");
+  for (const d of call.deadlines) {
+    const left = Math.ceil((new Date(d.due) - Date.now()) / 86400000);
+    const due = parts(d.due);
+    const count = left > 1 ? `in ${left} days` : left === 1 ? "tomorrow" : left === 0 ? "today" : "passed";
+    dl.append(el("dt", d.name), el("dd", `${day(due)} ${clock(due)} ${d.zone === "AoE" ? "AoE" : d.zone} (${count})`));
+  }
+  if (call.deadlines.length) box.append(dl);
+}
+
+function sponsors(items) {
+  reveal("sponsors-section", items.length > 0);
+  const order = ["platinum", "gold", "silver", "bronze", "supporter"];
+  items.sort((a, b) => order.indexOf(a.tier) - order.indexOf(b.tier) || a.name.localeCompare(b.name));
+  document.getElementById("sponsors").replaceChildren(...items.map((s) => {
+    const li = el("li");
+    const name = s.url ? el("a", s.name) : el("span", s.name);
+    if (s.url) name.href = s.url;
+    li.append(name, el("span", ` ${s.tier}`, "meta"));
+    return li;
+  }));
 }
 
 document.addEventListener("DOMContentLoaded", () => {

@@ -192,6 +192,7 @@ function fieldWidget(name, prop, ctx) {
   if (p["x-links-to"]) return pickerWidget(p["x-links-to"], false, ctx);
   if (p.format === "markdown") return markdownWidget(ctx);
   if (p.format === "date-time") return dateTimeWidget(ctx);
+  if (p.format === "time-zone") return zoneWidget(ctx);
   return scalarWidget(p, nullable, ctx);
 }
 
@@ -292,19 +293,34 @@ function dateTimeWidget(ctx) {
   };
 }
 
+// An IANA zone (or AoE for deadlines), typed with the browser's list of zones as suggestions.
+function zoneWidget(ctx) {
+  const list = h("datalist", { id: uid("zones") }, ["AoE", ...(Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : [])]
+    .map((z) => h("option", { value: z })));
+  const input = h("input", { id: ctx.id, type: "text", list: list.id, autocomplete: "off", spellcheck: "false",
+    placeholder: "America/Vancouver", readOnly: ctx.readonly });
+  input.addEventListener("input", ctx.changed);
+  return { el: h("div", {}, input, list), input, get: () => input.value.trim(), set(v) { input.value = v || ""; } };
+}
+
 function objectWidget(schema, ctx) {
   const parts = {};
   const box = h("div", { class: "object" });
   for (const [name, prop] of Object.entries(schema.properties)) {
     const id = uid(name);
-    const w = scalarWidget(resolve(prop), [].concat(resolve(prop).type || []).includes("null"), { ...ctx, id, describedby: null });
+    const w = fieldWidget(name, prop, { ...ctx, id, label: name, describedby: null });
     parts[name] = w;
     box.append(h("p", {}, h("label", { for: id, text: prop.description ? `${name} — ${prop.description}` : name }), w.el));
   }
   return {
     el: box, input: Object.values(parts)[0].input,
     get: () => Object.fromEntries(Object.entries(parts).map(([n, w]) => [n, w.get()])),
-    set(value) { for (const [n, w] of Object.entries(parts)) w.set((value || {})[n]); },
+    set(value) {
+      for (const [n, w] of Object.entries(parts)) {
+        const v = (value || {})[n];
+        w.set(v === undefined ? defaultOf(schema.properties[n]) : v);
+      }
+    },
   };
 }
 
@@ -519,6 +535,7 @@ async function showItem(type, slug) {
   const { root } = page(title);
   const form = {
     type, slug, key, readonly, widgets: {}, touched: new Set(), errors: {}, conflicts: {},
+    required: schema.required || [],
     base: draft ? draft.base : Object.fromEntries(Object.keys(schema.properties).map((n) => [n, item ? item[n] : undefined])),
     etag: draft ? draft.etag : item && item.etag,
   };
@@ -593,6 +610,13 @@ function touch(form, name) {
 
 function changes(form) {
   const out = {};
+  if (!form.slug) { // a new item: everything the form shows, except blanks the server may fill
+    for (const [name, w] of Object.entries(form.widgets)) {
+      const value = w.get();
+      if (value !== "" || form.required.includes(name)) out[name] = value;
+    }
+    return out;
+  }
   for (const name of form.touched) {
     const value = form.widgets[name].get();
     if (!form.slug || !same(value, form.base[name])) out[name] = value;
@@ -600,9 +624,11 @@ function changes(form) {
   return out;
 }
 
+const unsaved = (form) => (form.slug ? Object.keys(changes(form)).length > 0 : form.touched.size > 0);
+
 function saveDraft(form) {
   const pending = changes(form);
-  if (!Object.keys(pending).length && !form.reason.value && !Object.keys(form.conflicts).length) {
+  if (!unsaved(form) && !form.reason.value && !Object.keys(form.conflicts).length) {
     sessionStorage.removeItem(form.key);
     return;
   }
@@ -874,7 +900,7 @@ async function boot() {
   document.getElementById("signout").addEventListener("click", signOut);
   window.addEventListener("hashchange", route);
   window.addEventListener("beforeunload", (e) => {
-    if (state.form && Object.keys(changes(state.form)).length) e.preventDefault(); // asks first
+    if (state.form && unsaved(state.form)) e.preventDefault(); // the browser asks first
   });
   try {
     state.spec = await (await fetch(document.body.dataset.spec, { cache: "no-cache" })).json();
