@@ -237,7 +237,7 @@ def test_markdown_preview_is_inert(browser: Any, live: Live) -> None:
     for bad in ("<script", 'href="javascript', "onerror"):
         assert bad not in preview
     for link in browser.find_elements(*by("#field-abstract .preview a")):
-        link.click()
+        browser.execute_script("arguments[0].click()", link)
     assert browser.execute_script("return window.pwned === undefined")
     # the textarea keeps the text byte for byte
     assert browser.execute_script("return document.getElementById('f-abstract').value") == hostile
@@ -522,3 +522,64 @@ def test_a_type_declared_in_types_py_gets_its_form(browser: Any, live: Live) -> 
     assert call["deadlines"] == [
         {"name": "Submission", "due": "2025-05-30T23:59:00-12:00", "zone": "AoE"}
     ]
+
+
+@ONE_BACKEND
+def test_a_revoked_token_asks_to_sign_in_and_keeps_the_work(browser: Any, live: Live) -> None:
+    from cms import auth
+
+    srv, svc = live
+    token_id, old = new_token(svc, "editor")
+    sign_in(browser, srv, old)
+    open_item(browser, "workshops/terrabytes-icml25")
+    type_into(browser, "#f-location", "Vancouver, Canada")
+    with svc.accounts_session() as session:
+        auth.revoke_token(session, token_id)
+    type_into(browser, "#reason", "Typo")
+    button(browser, "Save").click()
+    wait_text(browser, "#flash", "no longer accepted")
+    find(browser, "#token")  # the sign-in screen, the old token forgotten
+    assert old not in json.dumps(browser.execute_script("return {...sessionStorage}"))
+    sign_in(browser, srv, new_token(svc, "editor")[1], "t/workshops/terrabytes-icml25")
+    open_item(browser, "workshops/terrabytes-icml25")
+    assert find(browser, "#f-location").get_attribute("value") == "Vancouver, Canada"
+    assert save(browser, "Typo, after signing in again") == "Saved."
+    assert (
+        api(srv, "GET", WORKSHOP + "?ref=main", new_token(svc, "auditor")[1]).json()["location"]
+        == "Vancouver, Canada"
+    )
+
+
+@ONE_BACKEND
+def test_the_keyboard_reaches_everything_and_focus_shows(browser: Any, live: Live) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    srv, svc = live
+    browser.get(srv.url + "/edit")
+    find(browser, "#token")
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    ActionChains(browser).send_keys(Keys.TAB).perform()  # the skip link first, shown on focus
+    skip = browser.switch_to.active_element
+    assert skip.text == "Skip to content" and skip.is_displayed()
+    assert browser.execute_script(
+        "return getComputedStyle(document.activeElement).outlineStyle"
+    ) not in ("none", "")
+    token = new_token(svc, "editor")[1]
+    for _ in range(10):  # Tab on to the token field, type, Enter signs in
+        if browser.switch_to.active_element.get_attribute("id") == "token":
+            break
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+    browser.switch_to.active_element.send_keys(token, Keys.ENTER)
+    wait(browser, lambda d: d.find_element(*by("#nav")).is_displayed())
+    open_item(browser, "workshops/terrabytes-icml25")
+    unreachable = browser.execute_script(
+        "return [...document.querySelectorAll('main button, main input, main select,"
+        " main textarea, main a[href]')].filter(e => e.offsetParent !== null &&"
+        " (e.tabIndex < 0 || e.disabled)).map(e => e.outerHTML.slice(0, 80))"
+    )
+    assert unreachable == []
+    # Escape closes a dialog and gives the focus back to the page
+    button(browser, "Delete").click()
+    find(browser, "dialog[open]").send_keys(Keys.ESCAPE)
+    wait(browser, lambda d: not d.find_elements(*by("dialog[open]")))

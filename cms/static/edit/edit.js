@@ -11,7 +11,7 @@ const TOKEN_KEY = "cms-token"; // the same key the reference page reads for draf
 const DRAFT_PREFIX = "cms-draft:";
 const LEVEL = { auditor: 1, editor: 2, admin: 3 };
 const PAGE_SIZE = 20;
-const state = { token: null, me: null, spec: null, types: [], byName: {}, form: null };
+const state = { token: null, me: null, spec: null, types: [], byName: {}, form: null, booted: false };
 let seq = 0;
 
 // ---------------------------------------------------------------- DOM helpers
@@ -122,8 +122,10 @@ async function api(method, path, { body, headers = {}, type = "application/json"
   try { data = text ? JSON.parse(text) : null; } catch { data = { message: text.slice(0, 300) }; }
   if (response.status === 401 && state.token && !signingIn) {
     forgetToken();
-    flash("Your token is no longer accepted: sign in again. Unsaved changes are kept.", "error");
-    route();
+    setTimeout(() => { // after the caller has reported its own failure
+      flash("Your token is no longer accepted: sign in again. Unsaved changes are kept.", "error");
+      route();
+    }, 0);
   }
   if (!response.ok) throw new ApiError(response.status, data);
   return { data, headers: response.headers, status: response.status };
@@ -439,7 +441,7 @@ async function showSignIn() {
   error,
   h("button", { type: "submit", class: "primary", text: "Sign in" })));
   input.setAttribute("aria-describedby", "token-hint token-error");
-  heading.focus();
+  if (state.booted) heading.focus(); // a first visit starts at the top: the skip link
 }
 
 async function showDashboard() {
@@ -868,7 +870,7 @@ async function route() {
     page(e.status === 404 ? "Not found" : "Something went wrong").root.append(h("p", { class: "error", text: e.message }));
   }
   const heading = main().querySelector("h1");
-  if (heading && !main().contains(document.activeElement)) heading.focus();
+  if (state.booted && heading && !main().contains(document.activeElement)) heading.focus();
 }
 
 async function start() {
@@ -915,6 +917,7 @@ async function boot() {
     try { state.me = (await api("GET", "/api/v1/me")).data; } catch { forgetToken(); }
   }
   if (state.me) await start(); else await showSignIn();
+  state.booted = true;
 }
 
 boot();
