@@ -4,6 +4,7 @@ bundle and its calendar, and the OpenReview import."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -333,8 +334,9 @@ NOTES = {
 def test_openreview_import_is_one_commit_and_idempotent(
     client: FlaskClient, editor: H, instance: Path, db_url: str, repo: Path, tmp_path: Path
 ) -> None:
+    notes = copy.deepcopy(NOTES)
     export = tmp_path / "notes.json"
-    export.write_text(json.dumps(NOTES), encoding="utf-8")
+    export.write_text(json.dumps(notes), encoding="utf-8")
     before = git(repo, "rev-parse", "main").strip()
     out = cms(instance, db_url, "import", "openreview", str(export),
               "--workshop", "terrabytes-icml25", "--reason", "Accepted papers, round 1")  # fmt: skip
@@ -362,8 +364,8 @@ def test_openreview_import_is_one_commit_and_idempotent(
     )
     assert "0 created, 0 updated, 2 unchanged; nothing to commit" in out.stdout
     assert git(repo, "rev-parse", "main").strip() == head  # the same file twice: no commit
-    NOTES["notes"][1]["content"]["title"] = {"value": "A Benchmark for Cloud Masks, v2"}
-    export.write_text(json.dumps(NOTES), encoding="utf-8")
+    notes["notes"][1]["content"]["title"] = {"value": "A Benchmark for Cloud Masks, v2"}
+    export.write_text(json.dumps(notes), encoding="utf-8")
     out = cms(
         instance, db_url, "import", "openreview", str(export), "--workshop", "terrabytes-icml25"
     )
