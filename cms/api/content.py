@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from flask import Response, request, url_for
@@ -388,6 +389,13 @@ def head_revision(ref: str) -> Revision:
     return Revision(sha, "head")
 
 
+@functools.cache
+def _blueprint(type_name: str) -> Blueprint:
+    """Each type's blueprint is built once per process and registered on every app made
+    (Flask blueprints are templates: tests make an app per test, the spec is the same)."""
+    return make_blueprint(TYPES[type_name])
+
+
 def register(api: Api) -> None:
-    for ctype in TYPES.values():
-        api.register_blueprint(make_blueprint(ctype))
+    for name in TYPES:
+        api.register_blueprint(_blueprint(name))
