@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ from cms.api.schemas import (
 from cms.delivery import calendar, edition_items, site_bundle, site_schema
 from cms.errors import NotFound
 from cms.schemas import PreviewQuerySchema, SiteQuerySchema
+from cms.service import Item
 from cms.service.versions import HEX_REV
 from cms.types import TYPES
 
@@ -44,6 +46,17 @@ blp = Blueprint(
 
 CDN_CACHE = "public, max-age=60, s-maxage=300, stale-while-revalidate=600"
 IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def site_items(query: dict[str, Any]) -> tuple[str, Mapping[str, Mapping[str, Item]], str | None]:
+    """(commit, every type's items, the `at` asked for) that a site read sees: a ref's head
+    from its snapshot, or any revision through Versions."""
+    ref, at = read_scope(query)
+    if at is None:
+        snap = service().snapshot(ref)
+        return snap.sha, snap.items, None
+    sha = versions().resolve(at, ref, published_only=published_only()).commit
+    return sha, {name: versions().items_at(sha, name) for name in TYPES}, at
 
 
 @blp.route("/site")
@@ -66,15 +79,9 @@ class Site(MethodView):
         "any revision or release.",
     )
     def get(self, query: dict[str, Any]) -> Response:
-        ref, at = read_scope(query)
+        sha, items, at = site_items(query)
         render = bool(query.get("render"))
-        if at is not None:
-            sha = versions().resolve(at, ref, published_only=published_only()).commit
-            items = {name: versions().items_at(sha, name) for name in TYPES}
-            cache = IMMUTABLE if HEX_REV.match(at) else CDN_CACHE
-        else:
-            snap = service().snapshot(ref)
-            sha, items, cache = snap.sha, snap.items, CDN_CACHE
+        cache = IMMUTABLE if at is not None and HEX_REV.match(at) else CDN_CACHE
         if actor().role != "anonymous":
             cache = "private, no-cache"
         workshop = query.get("workshop")
@@ -107,13 +114,7 @@ class Calendar(MethodView):
         "deadlines in UTC, named AoE when they are 'anywhere on earth'.",
     )
     def get(self, query: dict[str, Any], slug: str) -> Response:
-        ref, at = read_scope(query)
-        if at is not None:
-            sha = versions().resolve(at, ref, published_only=published_only()).commit
-            items = {name: versions().items_at(sha, name) for name in TYPES}
-        else:
-            snap = service().snapshot(ref)
-            sha, items = snap.sha, snap.items
+        sha, items, _ = site_items(query)
         if slug not in items.get("workshops", {}):
             raise NotFound(f"No workshop '{slug}' here.")
         etag = f'"{sha}.ics"'

@@ -536,7 +536,7 @@ async function showItem(type, slug) {
   const title = slug ? `${type.singular}: ${titleOf(type, item)}` : `New ${type.singular.toLowerCase()}`;
   const { root } = page(title);
   const form = {
-    type, slug, key, readonly, widgets: {}, touched: new Set(), errors: {}, conflicts: {},
+    type, slug, key, readonly, widgets: {}, touched: new Set(), conflicts: {},
     required: schema.required || [],
     base: draft ? draft.base : Object.fromEntries(Object.keys(schema.properties).map((n) => [n, item ? item[n] : undefined])),
     etag: draft ? draft.etag : item && item.etag,
