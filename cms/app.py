@@ -16,6 +16,7 @@ from cms.api import (
     editing,
     git_http,
     history,
+    media,
     ops,
     previews,
     schedules,
@@ -90,6 +91,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     common.register_error_responses(api)
     content.register(api)
+    api.register_blueprint(media.files)
     api.register_blueprint(history.blp)
     api.register_blueprint(site.blp)
     api.register_blueprint(schedules.blp)

@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     # `git gc --auto` in the background after this many commits by one worker (0: never)
     "GC_EVERY": 500,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    # the largest media file (image, PDF) an editor may upload; larger is 413
+    "MEDIA_MAX_BYTES": 5 * 1024 * 1024,
     # browsers on these origins may call the API (comma-separated; "*" for any)
     "CORS_ORIGINS": "",
     # an off-site copy: any URL git can push to; pushed in the background after every commit

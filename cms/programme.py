@@ -217,3 +217,4 @@ class SponsorSchema(s.ContentSchema):
         metadata={"description": ", ".join(SPONSOR_TIERS)},
     )
     url = s.url_field("The sponsor's website")
+    logo = s.media_link("The sponsor's logo (a media item)")

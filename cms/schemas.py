@@ -67,6 +67,16 @@ def url_field(description: str) -> fields.Url:
     )
 
 
+def media_link(description: str) -> fields.String:
+    """A field holding the slug of a media item (a photo, a logo): the file's sha256."""
+    return fields.String(
+        allow_none=True,
+        load_default=None,
+        validate=slug_validators,
+        metadata={"description": description, LINKS_TO: "media", OMIT_NULL: True},
+    )
+
+
 def link_list(description: str) -> fields.List:
     return fields.List(
         fields.Nested(LinkSchema),
@@ -176,6 +186,7 @@ class PersonSchema(ContentSchema):
         metadata={"description": "ORCID iD, e.g. 0000-0002-1825-0097", OMIT_NULL: True},
     )
     homepage = url_field("Personal home page")
+    photo = media_link("A portrait (a media item)")
 
 
 class TalkSchema(ContentSchema):

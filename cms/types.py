@@ -10,6 +10,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, missing, validate
 
+from cms import media as m
 from cms import programme as p
 from cms import schemas as s
 from cms.serialize import canonical_yaml
@@ -26,6 +27,10 @@ class ContentType:
     fields_schema: type[s.ContentSchema]
     title_field: str
     markdown: tuple[str, ...] = ()
+    # set by the server, read-only in the API (what a media file's bytes are)
+    server_fields: tuple[str, ...] = ()
+    # a field naming a file the item owns beside its YAML file (a media item's bytes)
+    companion_field: str | None = None
 
     @property
     def folder(self) -> str:
@@ -105,14 +110,24 @@ class ContentType:
             {k: v for k, v in data.items() if not (v is None and k in self.omit_null)}
         )
 
+    def companions(self, data: Mapping[str, Any] | None) -> tuple[str, ...]:
+        """Paths of the files this item owns beside its own: they follow it in every write,
+        revert and publication."""
+        if self.companion_field is None or not data or not data.get(self.companion_field):
+            return ()
+        return (str(data[self.companion_field]),)
+
     @cached_property
     def schema(self) -> Schema:
-        """Validates a whole item (PUT) and gives its canonical, JSON-ready form."""
+        """Validates a whole item as stored (server fields too) and gives its canonical,
+        JSON-ready form."""
+        if self.server_fields:
+            return _derive(self.fields_schema, f"{self.singular}Stored")()
         return self.input_schema_class()
 
     @cached_property
     def input_schema_class(self) -> type[Schema]:
-        return _derive(self.fields_schema, f"{self.singular}Input")
+        return _derive(self.fields_schema, f"{self.singular}Input", exclude=self.server_fields)
 
     @cached_property
     def create_schema_class(self) -> type[Schema]:
@@ -122,12 +137,16 @@ class ContentType:
                 metadata={"description": f"Defaults to the {self.title_field}, slugified"},
             )
         }
-        return _derive(self.fields_schema, f"{self.singular}Create", extra=extra)
+        return _derive(
+            self.fields_schema, f"{self.singular}Create", extra=extra, exclude=self.server_fields
+        )
 
     @cached_property
     def patch_schema_class(self) -> type[Schema]:
         """JSON merge patch (RFC 7396): every field optional, null removes it."""
-        return _derive(self.fields_schema, f"{self.singular}Patch", patch=True)
+        return _derive(
+            self.fields_schema, f"{self.singular}Patch", patch=True, exclude=self.server_fields
+        )
 
     @cached_property
     def item_schema_class(self) -> type[Schema]:
@@ -204,17 +223,24 @@ def _derive(
     after: Mapping[str, fields.Field] | None = None,
     patch: bool = False,
     output: bool = False,
+    exclude: tuple[str, ...] = (),
 ) -> type[Schema]:
     """A schema class derived from base, with its own name in the spec.
 
     Inputs subclass base (keeping its field order and schema validators); a patch or an output
     schema gets copies of base's fields with required and nullable adjusted, between `extra`
-    and `after`. Unknown fields are an error on input; output only dumps.
+    and `after`. Unknown fields are an error on input; output only dumps. Fields in `exclude`
+    (set by the server) are left out of an input.
     """
     if not (patch or output):
-        return type(name, (base,), dict(extra or {}))
+        attrs: dict[str, Any] = dict(extra or {})
+        if exclude:
+            attrs["Meta"] = type("Meta", (base.Meta,), {"exclude": exclude})
+        return type(name, (base,), attrs)
     own: dict[str, Any] = dict(extra or {})
     for fname, f in base().fields.items():
+        if fname in exclude:
+            continue
         f = copy.deepcopy(f)
         f.required = output
         f.allow_none = True if patch else f.allow_none
@@ -287,6 +313,14 @@ TYPES: dict[str, ContentType] = {
             singular="Sponsor",
             fields_schema=p.SponsorSchema,
             title_field="name",
+        ),
+        ContentType(
+            name=m.FOLDER,
+            singular="MediaFile",
+            fields_schema=m.MediaSchema,
+            title_field="name",
+            server_fields=m.SERVER_FIELDS,
+            companion_field="path",
         ),
     )
 }

@@ -20,6 +20,7 @@ LAYERS = {
         "cms.types",
         "cms.schemas",
         "cms.programme",
+        "cms.media",
         "cms.openreview",
         "cms.serialize",
         "cms.patches",

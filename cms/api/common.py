@@ -11,12 +11,10 @@ from typing import Any, TypeVar
 import flask_smorest
 from flask import Response, current_app, g, request
 from marshmallow import Schema, fields, validate
-from marshmallow.utils import missing
-from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.routing import BaseConverter, ValidationError
 
 from cms import auth, previews
+from cms.api.parsing import StrictJSONParser
 from cms.api.schemas import ErrorResponseSchema
 from cms.errors import BadRequest, Invalid, PreconditionRequired
 from cms.schemas import (
@@ -28,40 +26,8 @@ from cms.schemas import (
     SLUG_PATTERN,
     SLUG_RE,
 )
-from cms.service import REASON_MAX, REF_NAMES, ContentService
+from cms.service import REASON_MAX, REF_NAMES, ContentService, WriteResult
 from cms.service.versions import Versions
-
-JSON_TYPES = ("application/json", "application/merge-patch+json")
-
-
-class StrictJSONParser(FlaskParser):
-    """JSON bodies: UTF-8 only, no duplicate keys, bounded depth, a JSON media type (else 415)."""
-
-    DEFAULT_VALIDATION_STATUS = 422
-
-    def load_json(self, req: Any, schema: Schema) -> Any:
-        """webargs' public hook for the JSON location: the body, strictly parsed."""
-        if not is_json_request(req):
-            raise UnsupportedMediaType(
-                f"Send the body as {' or '.join(JSON_TYPES)} (got {req.mimetype or 'none'})."
-            )
-        raw = req.get_data(cache=True)
-        if not raw:
-            return missing  # no body: the schema says what is required
-        try:
-            return json.loads(
-                raw.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_constant=_no_constant
-            )
-        except UnicodeDecodeError as exc:
-            problem = f"Body is not UTF-8: {exc.reason}"
-        except RecursionError:
-            problem = "JSON nested too deeply"
-        except json.JSONDecodeError as exc:
-            problem = exc.msg
-        except ValueError as exc:  # a duplicate key or a NaN, from the hooks below
-            problem = str(exc)
-        flask_smorest.abort(400, message=f"Malformed JSON body: {problem}.")
-
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,21 +43,12 @@ def _role_first() -> None:
         require(role)
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"duplicate key {key!r}")
-        out[key] = value
-    return out
-
-
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = StrictJSONParser()
+    DEFAULT_LOCATION_CONTENT_TYPE_MAPPING = {
+        **flask_smorest.Blueprint.DEFAULT_LOCATION_CONTENT_TYPE_MAPPING,
+        "multipart": "multipart/form-data",
+    }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -130,7 +87,9 @@ ERROR_TEXT = {
     412: "Stale If-Match: the body holds the current item and its ETag",
     413: "Body too large",
     414: "Request line too long (8190 bytes at most)",
-    415: "Body is not JSON",
+    415: "Unsupported type: the body is not JSON (multipart/form-data for an upload), or the "
+    "uploaded file's bytes are not a type accepted",
+    416: "Range not satisfiable",
     422: "Invalid fields or parameters",
     429: "Too many requests (or failed authentications): see Retry-After",
     428: "If-Match is required",
@@ -408,3 +367,32 @@ def json_response(
 
 def quoted(blob: str) -> str:
     return f'"{blob}"'
+
+
+WRITE_RESPONSE_HEADERS = {
+    "ETag": {"description": "The item's new ETag (git blob id)", "schema": {"type": "string"}},
+    "X-Content-Revision": {
+        "description": "The commit on main that holds this version",
+        "schema": {"type": "string"},
+    },
+}
+
+
+def written(
+    result: WriteResult,
+    status: int = 200,
+    location: str | None = None,
+    merge_asked: bool = False,
+) -> Response:
+    headers = {"Location": location} if location else {}
+    if merge_asked:
+        headers["X-Merged"] = "true" if result.merged else "false"
+    if result.item is None:
+        return Response(status=204, headers={"X-Content-Revision": result.commit})
+    return json_response(
+        result.item.as_json(),
+        status,
+        etag=quoted(result.item.blob),
+        revision=result.commit,
+        headers=headers,
+    )

@@ -16,6 +16,7 @@ from cms.api.common import (
     PAGINATION_HEADER,
     READ_ERRORS,
     WRITE_ERRORS,
+    WRITE_RESPONSE_HEADERS,
     Blueprint,
     MergeHeadersSchema,
     ReasonHeadersSchema,
@@ -34,7 +35,9 @@ from cms.api.common import (
     require,
     service,
     versions,
+    written,
 )
+from cms.api.media import upload_operation
 from cms.api.schemas import (
     BlameQuerySchema,
     BlameSchema,
@@ -48,18 +51,9 @@ from cms.api.schemas import (
 from cms.delivery import present
 from cms.errors import Conflict, NotFound
 from cms.schemas import RenderQuerySchema
-from cms.service import MAIN, PUBLISHED, WriteResult, filter_sort
+from cms.service import MAIN, PUBLISHED, filter_sort
 from cms.service.versions import Revision
 from cms.types import TYPES, ContentType
-
-WRITE_RESPONSE_HEADERS = {
-    "ETag": {"description": "The item's new ETag (git blob id)", "schema": {"type": "string"}},
-    "X-Content-Revision": {
-        "description": "The commit on main that holds this version",
-        "schema": {"type": "string"},
-    },
-}
-
 
 MERGE_RESPONSE_HEADERS = {
     **WRITE_RESPONSE_HEADERS,
@@ -75,26 +69,6 @@ MERGE_DOC = (
     "since: different fields are combined (Markdown also line by line), the same field changed "
     "differently is a 409 listing base, theirs and yours for each."
 )
-
-
-def written(
-    result: WriteResult,
-    status: int = 200,
-    location: str | None = None,
-    merge_asked: bool = False,
-) -> Response:
-    headers = {"Location": location} if location else {}
-    if merge_asked:
-        headers["X-Merged"] = "true" if result.merged else "false"
-    if result.item is None:
-        return Response(status=204, headers={"X-Content-Revision": result.commit})
-    return json_response(
-        result.item.as_json(),
-        status,
-        etag=quoted(result.item.blob),
-        revision=result.commit,
-        headers=headers,
-    )
 
 
 def make_blueprint(ctype: ContentType) -> Blueprint:
@@ -165,22 +139,26 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 headers=pagination_header(len(items), page, page_size),
             )
 
-        @blp.requires("editor")
-        @blp.arguments(WriteHeadersSchema(), location="headers")
-        @blp.arguments(ctype.create_schema_class())
-        @blp.response(201, item_schema, headers=WRITE_RESPONSE_HEADERS)
-        @blp.errors(*WRITE_ERRORS)
-        @blp.doc(
-            security=BEARER,
-            summary=f"Create a {ctype.singular.lower()}",
-            operationId=f"create{one}",
-        )
-        def post(self, headers: dict[str, Any], body: dict[str, Any]) -> Response:
-            who = require("editor")
-            result = service().create(ctype, body, who, change_reason(headers))
-            assert result.item is not None
-            location = url_for(f"{name}.Item", slug=result.item.slug)
-            return written(result, 201, location)
+        if ctype.companion_field:  # a file and its details: multipart
+            post = upload_operation(blp, ctype, item_schema)
+        else:
+
+            @blp.requires("editor")
+            @blp.arguments(WriteHeadersSchema(), location="headers")
+            @blp.arguments(ctype.create_schema_class())
+            @blp.response(201, item_schema, headers=WRITE_RESPONSE_HEADERS)
+            @blp.errors(*WRITE_ERRORS)
+            @blp.doc(
+                security=BEARER,
+                summary=f"Create a {ctype.singular.lower()}",
+                operationId=f"create{one}",
+            )
+            def post(self, headers: dict[str, Any], body: dict[str, Any]) -> Response:
+                who = require("editor")
+                result = service().create(ctype, body, who, change_reason(headers))
+                assert result.item is not None
+                location = url_for(f"{name}.Item", slug=result.item.slug)
+                return written(result, 201, location)
 
     @blp.route("/<slug:slug>")
     class Item(MethodView):

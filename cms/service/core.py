@@ -22,7 +22,15 @@ from cms import webhooks as _webhooks  # noqa: F401
 from cms.auth import Actor
 from cms.errors import Conflict, NotFound, Unavailable
 from cms.index import CommitRecord, CommitRow, ItemChange, ItemRow, RefHead
-from cms.service.items import Item, Snapshot, filter_sort, item_from_blob, load_item
+from cms.service.items import (
+    MAIN,
+    PUBLISHED,
+    Item,
+    Snapshot,
+    filter_sort,
+    item_from_blob,
+    load_item,
+)
 from cms.service.messages import action_of, commit_message, split_message, token_id_of
 from cms.service.mirror import Mirror
 from cms.store.errors import RefMoved, StoreError
@@ -334,6 +342,20 @@ class ServiceBase:
         found = search and (ctype.title_field, search)
         items = snap.items.get(ctype.name, {}).values()
         return filter_sort(items, filters, sort, found or None), snap.sha
+
+    def media_file(self, ctype: ContentType, slug: str, path: str) -> tuple[bytes, Item] | None:
+        """The file a media item owns, with the item: from the published site, else from the
+        drafts (its name is its content's hash: whoever has the URL has seen the content)."""
+        for ref in (PUBLISHED, MAIN):
+            snap = self.snapshot(ref)
+            item = snap.items.get(ctype.name, {}).get(slug)
+            if item is None or item.data is None or path not in ctype.companions(item.data):
+                continue
+            with self.store.objects() as objs:
+                blob = objs.blob_at(objs.read_commit(snap.sha).tree, path)
+                if blob is not None:
+                    return objs.read_blob(blob), item
+        return None
 
     def _current(
         self, objs: ObjectAccess, ctype: ContentType, slug: str, blob: str | None

@@ -12,9 +12,10 @@ from typing import Any
 
 from marshmallow import ValidationError
 
+from cms.errors import Invalid
 from cms.serialize import SerializationError, parse_yaml
 from cms.store.objects import ObjectAccess, object_id
-from cms.types import TYPES, item_key
+from cms.types import TYPES, ContentType, item_key
 
 MAIN = "refs/heads/main"
 PUBLISHED = "refs/heads/published"
@@ -155,3 +156,37 @@ def filter_sort(
 def _contains(item: Item, field: str, needle: str) -> bool:
     value = (item.data or {}).get(field)
     return needle in item.slug or (isinstance(value, str) and needle in value.casefold())
+
+
+def validation_errors(exc: ValidationError) -> dict[str, Any]:
+    messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
+    return {"json": messages}
+
+
+def valid_item(ctype: ContentType, data: dict[str, Any], message: str) -> dict[str, Any]:
+    """A whole item checked as stored, in its canonical form; Invalid (422) otherwise."""
+    try:
+        return dict(ctype.schema.dump(ctype.schema.load(data)))
+    except ValidationError as exc:
+        raise Invalid(message, errors=validation_errors(exc)) from None
+
+
+def companion_changes(
+    objs: ObjectAccess,
+    ctype: ContentType,
+    tree: str | None,
+    current: Item | None,
+    new_data: dict[str, Any] | None,
+    brought: dict[str, str],
+) -> tuple[tuple[str, str | None], ...]:
+    """The files the item owns, as the new tree holds them: those of its new version (brought
+    by the edit or already there), and those of its current version gone (None)."""
+    out: dict[str, str | None] = {}
+    for path in ctype.companions(new_data):
+        blob = brought.get(path) or (objs.blob_at(tree, path) if tree else None)
+        if blob is None:
+            raise Invalid(f"{path} is not in the repository: upload the file again.")
+        out[path] = blob
+    for path in ctype.companions(current.data if current else None):
+        out.setdefault(path, None)
+    return tuple(out.items())

@@ -3,6 +3,7 @@ against git, readiness, and what the git HTTP view needs to run git."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -101,9 +102,10 @@ class Maintenance(Publishing):
                 for key in sorted(set(want) | set(have)):
                     if want.get(key) != have.get(key):
                         problems.append(f"{ref}: {key[0]}/{key[1]} differs from git")
-                for (type_name, slug), (_, _, error) in sorted(want.items()):
+                for (type_name, slug), (_, data, error) in sorted(want.items()):
                     if error:
                         problems.append(f"{ref}: {type_name}/{slug}.yaml is invalid: {error}")
+                    problems += self._companion_problems(ref, TYPES[type_name], slug, data)
         return problems + self.tag_problems()
 
     def readiness(self) -> dict[str, dict[str, Any]]:
@@ -138,6 +140,24 @@ class Maintenance(Publishing):
             return {}
         with self.store.objects() as objs:
             return expected_items(objs, objs.read_commit(head).tree)
+
+    def _companion_problems(
+        self, ref: str, ctype: ContentType, slug: str, data: dict[str, Any] | None
+    ) -> list[str]:
+        """The files an item owns (a media item's bytes) are there, and are what it says."""
+        problems: list[str] = []
+        head = self.store.read_ref(ref)
+        if head is None:
+            return problems
+        for path in ctype.companions(data):
+            with self.store.objects() as objs:
+                blob = objs.blob_at(objs.read_commit(head).tree, path)
+                raw = objs.read_blob(blob) if blob else None
+            if raw is None:
+                problems.append(f"{ref}: {path}, the file of {ctype.name}/{slug}, is missing")
+            elif data and hashlib.sha256(raw).hexdigest() != data.get("sha256", slug):
+                problems.append(f"{ref}: {path} does not match the sha256 of {ctype.name}/{slug}")
+        return problems
 
     def fsck(self) -> None:
         """`git fsck --strict` on the repository (StoreError with git's complaint)."""

@@ -92,7 +92,8 @@ class Publishing(ServiceBase):
             main, pub = self._synced_heads(session)
             with self.store.objects() as objs:
                 pub_tree = objs.read_commit(pub).tree if pub else None
-                draft = objs.blob_at(objs.read_commit(main).tree, path)
+                main_tree = objs.read_commit(main).tree
+                draft = objs.blob_at(main_tree, path)
                 public = objs.blob_at(pub_tree, path) if pub_tree else None
                 if draft is None and public is None:
                     raise NotFound(f"No {ctype.name} item '{slug}'.")
@@ -103,11 +104,16 @@ class Publishing(ServiceBase):
                     raise Conflict(f"The draft of {path} is invalid: {item.error}")
                 data = item.data if item is not None else None
                 check_links_of(session, ctype, slug, data, PUBLISHED, "publish them first")
+                changes: dict[str, str | None] = {path: draft}
+                if ctype.companion_field:  # the files it owns go with it (a media item's bytes)
+                    gone = self._current(objs, ctype, slug, public) if public else None
+                    changes.update(dict.fromkeys(ctype.companions(gone.data if gone else None)))
+                    changes.update({p: objs.blob_at(main_tree, p) for p in ctype.companions(data)})
                 commit = self._commit(
                     objs,
                     PUBLISHED,
                     pub,
-                    objs.tree_with_changes(pub_tree, {path: draft}),
+                    objs.tree_with_changes(pub_tree, changes),
                     [pub] if pub else [],
                     actor,
                     f"Publish {ctype.name}/{slug}",

@@ -1,5 +1,5 @@
 """The write path: every change to content (create, replace, patch, delete, revert) goes
-through `Writes._write`, the one place where an edit becomes a commit.
+through `WritePath._write`, the one place where an edit becomes a commit.
 
 The new version is worked out against the current head and its blob stored before the lock;
 under the lock the item is confirmed at the (possibly newer) head, or the work is done again,
@@ -13,7 +13,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
-from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,7 +28,15 @@ from cms.errors import (
 from cms.index import ChangeRow, ItemRow, RefHead
 from cms.service.core import ServiceBase, retry_on_ref_moved
 from cms.service.integrity import check_links_of
-from cms.service.items import MAIN, Item, blob_id, item_from_blob, slugify
+from cms.service.items import (
+    MAIN,
+    Item,
+    blob_id,
+    companion_changes,
+    item_from_blob,
+    slugify,
+    valid_item,
+)
 from cms.service.merge import three_way
 from cms.service.messages import clean_reason
 from cms.store.log import LogEntry
@@ -48,6 +55,7 @@ class Edit:
     subject_suffix: str = ""
     trailers: tuple[str, ...] = ()
     merge_base: str | None = None  # instead of If-Match: merge with what changed since this
+    files: tuple[tuple[str, str], ...] = ()  # (path, blob) of companion files it brings
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class _Plan:
     raw: bytes | None
     new_blob: str | None
     merged_from: str | None = None  # the base it was merged from, when the item had moved
+    companions: tuple[tuple[str, str | None], ...] = ()  # files it owns: (path, blob or None)
 
     @property
     def changed(self) -> bool:
@@ -91,80 +100,9 @@ def if_match_tags(if_match: IfMatch) -> tuple[str, ...] | None:
     return (if_match,) if isinstance(if_match, str) else tuple(if_match)
 
 
-def validation_errors(exc: ValidationError) -> dict[str, Any]:
-    messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
-    return {"json": messages}
-
-
-class Writes(ServiceBase):
-    """Create, replace, patch, delete and revert items on main: one commit each."""
-
-    def create(
-        self, ctype: ContentType, body: dict[str, Any], actor: Actor, reason: str | None
-    ) -> WriteResult:
-        body = dict(body)
-        slug = body.pop("slug", None) or slugify(str(body.get(ctype.title_field) or ""))
-        if not slug:
-            raise Invalid(
-                "Give a slug: none can be derived from the title.",
-                errors={"json": {"slug": ["Missing and not derivable."]}},
-            )
-        data = ctype.schema.dump(body)
-        return self._write(
-            ctype, slug, lambda _: data, Edit("create", None, create=True), actor, reason
-        )
-
-    def replace(
-        self,
-        ctype: ContentType,
-        slug: str,
-        body: dict[str, Any],
-        if_match: IfMatch,
-        actor: Actor,
-        reason: str | None,
-        merge_base: str | None = None,
-    ) -> WriteResult:
-        data = ctype.schema.dump(body)
-        edit = Edit("update", if_match_tags(if_match), merge_base=merge_base)
-        return self._write(ctype, slug, lambda _: data, edit, actor, reason)
-
-    def patch(
-        self,
-        ctype: ContentType,
-        slug: str,
-        patch: dict[str, Any],
-        if_match: IfMatch,
-        actor: Actor,
-        reason: str | None,
-        merge_base: str | None = None,
-    ) -> WriteResult:
-        removed = [name for name, value in patch.items() if value is None]
-        given = ctype.schema.dump({k: v for k, v in patch.items() if v is not None})
-
-        def merge(current: dict[str, Any] | None) -> dict[str, Any]:
-            merged = {k: v for k, v in (current or {}).items() if k not in removed}
-            merged.update(given)
-            try:
-                return dict(ctype.schema.dump(ctype.schema.load(merged)))
-            except ValidationError as exc:
-                raise Invalid(
-                    "The patched item is not valid.", errors=validation_errors(exc)
-                ) from None
-
-        edit = Edit("update", if_match_tags(if_match), merge_base=merge_base)
-        return self._write(ctype, slug, merge, edit, actor, reason)
-
-    def delete(
-        self,
-        ctype: ContentType,
-        slug: str,
-        if_match: IfMatch,
-        actor: Actor,
-        reason: str | None,
-    ) -> WriteResult:
-        return self._write(
-            ctype, slug, lambda _: None, Edit("delete", if_match_tags(if_match)), actor, reason
-        )
+class WritePath(ServiceBase):
+    """The one place where an edit becomes a commit: planned, confirmed under the lock,
+    committed, indexed."""
 
     def _write(
         self,
@@ -219,7 +157,11 @@ class Writes(ServiceBase):
                     if plan is None or plan.head != head:
                         tree = objs.read_commit(head).tree if head else None
                         current_blob = objs.blob_at(tree, path) if tree else None
-                        if plan is not None and plan.current_blob == current_blob:
+                        if (
+                            plan is not None
+                            and plan.current_blob == current_blob
+                            and not plan.companions
+                        ):
                             # only other items changed: they may be what this one links to
                             check_links_of(session, ctype, slug, plan.new_data)
                             plan = replace(plan, head=head, tree=tree)
@@ -232,7 +174,9 @@ class Writes(ServiceBase):
                         objs,
                         MAIN,
                         head,
-                        objs.tree_with_changes(plan.tree, {path: plan.new_blob}),
+                        objs.tree_with_changes(
+                            plan.tree, {path: plan.new_blob, **dict(plan.companions)}
+                        ),
                         [head] if head else [],
                         actor,
                         f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}",
@@ -318,7 +262,10 @@ class Writes(ServiceBase):
         check_links_of(session, ctype, slug, new_data)
         raw = ctype.file_bytes(new_data) if new_data is not None else None
         new_blob = blob_id(raw) if raw is not None else None
-        return _Plan(head, tree, current_blob, current, new_data, raw, new_blob, merged_from)
+        companions = companion_changes(objs, ctype, tree, current, new_data, dict(edit.files))
+        return _Plan(
+            head, tree, current_blob, current, new_data, raw, new_blob, merged_from, companions
+        )
 
     def _merged(
         self,
@@ -346,15 +293,110 @@ class Writes(ServiceBase):
         merged, conflicts = three_way(ctype, base.data, current.data, yours)
         if conflicts:
             raise MergeConflict(conflicts, current.as_json(), current.blob)
-        try:
-            return dict(ctype.schema.dump(ctype.schema.load(merged)))
-        except ValidationError as exc:
-            raise Invalid("The merged item is not valid.", errors=validation_errors(exc)) from None
+        return valid_item(ctype, merged, "The merged item is not valid.")
 
     @staticmethod
     def _store_blob(objs: ObjectAccess, plan: _Plan) -> None:
         if plan.raw is not None:
             objs.write_blob(plan.raw)
+
+    @staticmethod
+    def _indexed(session: Session, ctype: ContentType, slug: str, blob: str | None) -> Item | None:
+        """The item as the index holds it, if that is this very blob (no YAML to parse)."""
+        row = session.get(ItemRow, (MAIN, ctype.name, slug)) if blob else None
+        if row is None or row.blob != blob:
+            return None
+        return Item(ctype.name, slug, row.blob, row.data, row.error)
+
+
+class Writes(WritePath):
+    """Create, replace, patch, delete and revert items on main: one commit each."""
+
+    def create(
+        self, ctype: ContentType, body: dict[str, Any], actor: Actor, reason: str | None
+    ) -> WriteResult:
+        body = dict(body)
+        slug = body.pop("slug", None) or slugify(str(body.get(ctype.title_field) or ""))
+        if not slug:
+            raise Invalid(
+                "Give a slug: none can be derived from the title.",
+                errors={"json": {"slug": ["Missing and not derivable."]}},
+            )
+        data = ctype.schema.dump(body)
+        return self._write(
+            ctype, slug, lambda _: data, Edit("create", None, create=True), actor, reason
+        )
+
+    def upload(
+        self,
+        ctype: ContentType,
+        data: dict[str, Any],
+        raw: bytes,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        """A new media item: its file stored under its content-addressed path, and its sidecar,
+        in one commit. Slug and path come from the bytes (the sha256)."""
+        data = valid_item(ctype, data, "The file's details are not valid.")
+        with self.store.objects() as objs:
+            blob = objs.write_blob(raw)
+        (path,) = ctype.companions(data)
+        edit = Edit("create", None, create=True, files=((path, blob),))
+        return self._write(ctype, data["sha256"], lambda _: data, edit, actor, reason)
+
+    def replace(
+        self,
+        ctype: ContentType,
+        slug: str,
+        body: dict[str, Any],
+        if_match: IfMatch,
+        actor: Actor,
+        reason: str | None,
+        merge_base: str | None = None,
+    ) -> WriteResult:
+        data = ctype.schema.dump(body)
+
+        def make(current: dict[str, Any] | None) -> dict[str, Any]:
+            if not ctype.server_fields:
+                return data
+            kept = {k: v for k, v in (current or {}).items() if k in ctype.server_fields}
+            return valid_item(ctype, {**data, **kept}, "The item is not valid.")
+
+        edit = Edit("update", if_match_tags(if_match), merge_base=merge_base)
+        return self._write(ctype, slug, make, edit, actor, reason)
+
+    def patch(
+        self,
+        ctype: ContentType,
+        slug: str,
+        patch: dict[str, Any],
+        if_match: IfMatch,
+        actor: Actor,
+        reason: str | None,
+        merge_base: str | None = None,
+    ) -> WriteResult:
+        removed = [name for name, value in patch.items() if value is None]
+        given = ctype.schema.dump({k: v for k, v in patch.items() if v is not None})
+
+        def merge(current: dict[str, Any] | None) -> dict[str, Any]:
+            merged = {k: v for k, v in (current or {}).items() if k not in removed}
+            merged.update(given)
+            return valid_item(ctype, merged, "The patched item is not valid.")
+
+        edit = Edit("update", if_match_tags(if_match), merge_base=merge_base)
+        return self._write(ctype, slug, merge, edit, actor, reason)
+
+    def delete(
+        self,
+        ctype: ContentType,
+        slug: str,
+        if_match: IfMatch,
+        actor: Actor,
+        reason: str | None,
+    ) -> WriteResult:
+        return self._write(
+            ctype, slug, lambda _: None, Edit("delete", if_match_tags(if_match)), actor, reason
+        )
 
     def revert(
         self,
@@ -367,10 +409,18 @@ class Writes(ServiceBase):
     ) -> WriteResult:
         """Restore the item as of commit `to` as a new commit; history is never rewritten."""
         with self.store.objects() as objs:
-            target = objs.blob_at(objs.read_commit(to).tree, ctype.path(slug))
-            old = self._current(objs, ctype, slug, target)
-        if old is None or old.data is None or old.error is not None:
-            raise NotFound(f"{ctype.name}/{slug} did not exist at {to[:12]}: nothing to restore.")
+            tree = objs.read_commit(to).tree
+            old = self._current(objs, ctype, slug, objs.blob_at(tree, ctype.path(slug)))
+            if old is None or old.data is None or old.error is not None:
+                raise NotFound(
+                    f"{ctype.name}/{slug} did not exist at {to[:12]}: nothing to restore."
+                )
+            # the files it owned then come back with it (a media item's bytes)
+            files = tuple(
+                (p, blob)
+                for p in ctype.companions(old.data)
+                if (blob := objs.blob_at(tree, p)) is not None
+            )
         data = old.data
         edit = Edit(
             "revert",
@@ -378,13 +428,6 @@ class Writes(ServiceBase):
             absent_ok=True,
             subject_suffix=f" to {to[:12]}",
             trailers=(f"CMS-Reverted-To: {to}",),
+            files=files,
         )
         return self._write(ctype, slug, lambda _: data, edit, actor, reason)
-
-    @staticmethod
-    def _indexed(session: Session, ctype: ContentType, slug: str, blob: str | None) -> Item | None:
-        """The item as the index holds it, if that is this very blob (no YAML to parse)."""
-        row = session.get(ItemRow, (MAIN, ctype.name, slug)) if blob else None
-        if row is None or row.blob != blob:
-            return None
-        return Item(ctype.name, slug, row.blob, row.data, row.error)
