@@ -45,9 +45,10 @@ def docs() -> Response:
 
 
 # The editor app: its own script and style only; the Markdown preview is the server's sanitised
-# HTML (images may come from https); it talks to this origin alone and is never framed.
+# HTML (images may come from https); a file chosen for upload is previewed from a blob: URL;
+# it talks to this origin alone and is never framed.
 EDIT_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; "
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data: blob:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 

@@ -583,3 +583,42 @@ def test_the_keyboard_reaches_everything_and_focus_shows(browser: Any, live: Liv
     button(browser, "Delete").click()
     find(browser, "dialog[open]").send_keys(Keys.ESCAPE)
     wait(browser, lambda d: not d.find_elements(*by("dialog[open]")))
+
+
+@ONE_BACKEND
+def test_upload_a_logo_with_its_alt_text(browser: Any, live: Live, tmp_path: Path) -> None:
+    """The media form comes from the spec too: a file input, refusals shown where they belong."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    srv, svc = live
+    _, editor = new_token(svc, "editor")
+    picture = io.BytesIO()
+    Image.new("RGB", (120, 60), "darkorange").save(picture, "PNG")
+    logo = tmp_path / "terrabytes-logo.png"
+    logo.write_bytes(picture.getvalue())
+    sign_in(browser, srv, editor, "t/media/new")
+    find(browser, "#f-file").send_keys(str(logo))
+    wait(browser, lambda d: d.execute_script(
+        "const i = document.querySelector('.media-preview'); return !i.hidden && i.naturalWidth"))  # fmt: skip
+    button(browser, "Create").click()  # no alt text: refused, said at the field
+    wait_text(browser, "#e-alt", "text alternative")
+    assert find(browser, "#f-alt").get_attribute("aria-invalid") == "true"
+    find(browser, "#f-alt").send_keys("TerraBytes logo: an orange rectangle")
+    find(browser, "#f-licence").send_keys("CC-BY-4.0")
+    check_axe(browser, "new media form")
+    button(browser, "Create").click()
+    digest = hashlib.sha256(logo.read_bytes()).hexdigest()
+    wait_text(browser, "#flash", f"Created media/{digest}")
+    wait(browser, lambda d: d.execute_script(
+        "const i = document.querySelector('.media-facts img'); return i && i.naturalWidth"))  # fmt: skip
+    assert "image/png" in text_of(browser, ".media-facts figcaption")
+    assert "120 × 60 pixels" in text_of(browser, ".media-facts figcaption")
+    assert find(browser, "#f-name").get_attribute("value") == "terrabytes-logo.png"
+    check_axe(browser, "media item")
+    shot(browser, "media")
+    no_console_errors(browser)
+    item = api(srv, "GET", f"/api/v1/media/{digest}?ref=main", editor).json()
+    assert (item["alt"], item["licence"]) == ("TerraBytes logo: an orange rectangle", "CC-BY-4.0")

@@ -107,7 +107,9 @@ const headerText = (text) => String.fromCharCode(...new TextEncoder().encode(tex
 async function api(method, path, { body, headers = {}, type = "application/json", signingIn = false } = {}) {
   const init = { method, cache: "no-cache", headers: { Accept: "application/json", ...headers } };
   if (state.token) init.headers.Authorization = `Bearer ${state.token}`;
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    init.body = body; // the browser writes the multipart boundary into Content-Type
+  } else if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = type;
   }
@@ -160,14 +162,17 @@ function discoverTypes(spec) {
     if (!m || !ops.get || !ops.post || !itemOps || !itemOps.patch || !itemOps.get) continue;
     const ref = itemOps.get.responses["200"].content["application/json"].schema.$ref;
     const create = bodySchema(ops.post);
+    const input = bodySchema(itemOps.put || itemOps.patch);
     const sort = ops.get.parameters.find((p) => p.name === "sort");
-    const required = create.required || [];
-    const titleField = Object.keys(create.properties).find(
-      (name) => name !== "slug" && required.includes(name) && create.properties[name].type === "string") || "slug";
+    const required = input.required || create.required || [];
+    const titleField = Object.keys(input.properties).find(
+      (name) => name !== "slug" && required.includes(name) && input.properties[name].type === "string") || "slug";
     types.push({
-      name: m[1], path, singular: ref.split("/").pop(), create, input: bodySchema(itemOps.put || itemOps.patch),
+      name: m[1], path, singular: ref.split("/").pop(), create, input,
       titleField, label: m[1].charAt(0).toUpperCase() + m[1].slice(1).replace(/-/g, " "),
       sorts: sort ? sort.schema.enum : ["slug"],
+      // a file and its details (media): the form is sent as multipart/form-data
+      multipart: Object.keys(ops.post.requestBody.content)[0] === "multipart/form-data",
     });
   }
   return types;
@@ -192,10 +197,40 @@ function fieldWidget(name, prop, ctx) {
     });
   }
   if (p["x-links-to"]) return pickerWidget(p["x-links-to"], false, ctx);
+  if (p.format === "binary") return fileWidget(p, ctx);
   if (p.format === "markdown") return markdownWidget(ctx);
   if (p.format === "date-time") return dateTimeWidget(ctx);
   if (p.format === "time-zone") return zoneWidget(ctx);
   return scalarWidget(p, nullable, ctx);
+}
+
+// A file to upload: what it is, the server decides from its bytes (its description says which).
+function fileWidget(p, ctx) {
+  const input = h("input", { id: ctx.id, type: "file", accept: "image/png,image/jpeg,image/webp,image/gif,application/pdf", disabled: ctx.readonly });
+  const preview = h("img", { class: "media-preview", alt: "", hidden: true });
+  input.addEventListener("change", () => {
+    const file = input.files[0];
+    if (preview.src) URL.revokeObjectURL(preview.src);
+    preview.hidden = !(file && file.type.startsWith("image/"));
+    if (!preview.hidden) preview.src = URL.createObjectURL(file);
+    ctx.changed();
+  });
+  return {
+    el: h("div", {}, input, preview), input,
+    get: () => input.files[0] || null,
+    set: () => {}, // a file cannot be restored into a file input: it is chosen again
+  };
+}
+
+// What the server measured of a media item's file, read only, with the file itself.
+function mediaFacts(item) {
+  const size = item.size < 1024 * 1024 ? `${Math.ceil(item.size / 1024)} KiB` : `${(item.size / 1048576).toFixed(1)} MiB`;
+  const dims = item.width ? `, ${item.width} × ${item.height} pixels` : "";
+  return h("figure", { class: "media-facts" },
+    item.media_type.startsWith("image/") && h("img", { src: `/${item.path}`, alt: item.alt || "" }),
+    h("figcaption", {}, `${item.media_type}, ${size}${dims} · `,
+      h("a", { href: `/${item.path}`, text: "open the file" }),
+      h("span", { class: "hint", text: ` · sha256 ${item.sha256.slice(0, 12)}…` })));
 }
 
 function scalarWidget(p, nullable, ctx) {
@@ -578,7 +613,7 @@ async function showItem(type, slug) {
     h("p", { text: `Unsaved changes from ${when(draft.saved)} were restored${slug && item && draft.etag !== item.etag ? "; the item changed since, and saving merges your changes with the new version" : ""}.` }),
     h("button", { type: "button", text: "Discard my changes", onclick: () => { sessionStorage.removeItem(key); route(); } }));
   const formEl = h("form", { class: "item", novalidate: true, onsubmit: (e) => { e.preventDefault(); save(form); } },
-    restored, fields,
+    restored, item && item.path && item.sha256 && mediaFacts(item), fields,
     !readonly && h("div", { class: "savebar" },
       h("label", { for: "reason", text: "Why (kept in the history)" }), reason,
       h("div", { class: "actions" },
@@ -634,6 +669,7 @@ function saveDraft(form) {
     sessionStorage.removeItem(form.key);
     return;
   }
+  for (const [name, value] of Object.entries(pending)) if (value instanceof File) delete pending[name];
   sessionStorage.setItem(form.key, JSON.stringify({
     etag: form.etag, base: form.base, changes: pending, reason: form.reason.value,
     conflicts: form.conflicts, saved: new Date().toISOString(),
@@ -647,14 +683,14 @@ function clearErrors(form) {
 function showErrors(form, errors) {
   let first = null;
   const flat = (v) => (Array.isArray(v) ? v.map(flat).join(" ") : typeof v === "object" && v ? Object.entries(v).map(([k, x]) => `${k}: ${flat(x)}`).join("; ") : String(v));
-  for (const [name, messages] of Object.entries(errors.json || {})) {
+  for (const [name, messages] of Object.entries(errors.json || errors.multipart || {})) {
     const w = form.widgets[name];
     if (!w) continue;
     w.error.textContent = flat(messages);
     w.input.setAttribute("aria-invalid", "true");
     first = first || w.input;
   }
-  const other = Object.entries(errors).filter(([where]) => where !== "json").map(([where, v]) => `${where}: ${flat(v)}`);
+  const other = Object.entries(errors).filter(([where]) => where !== "json" && where !== "multipart").map(([where, v]) => `${where}: ${flat(v)}`);
   if (first) first.focus();
   return other.join(" ");
 }
@@ -667,7 +703,7 @@ async function save(form) {
   const why = form.reason.value.trim();
   try {
     if (!slug) {
-      const r = await api("POST", type.path, { body, headers: writeHeaders(why) });
+      const r = await api("POST", type.path, { body: type.multipart ? formData(body) : body, headers: writeHeaders(why) });
       sessionStorage.removeItem(form.key);
       flash(`Created ${type.name}/${r.data.slug}.`, "ok");
       location.hash = `#/t/${type.name}/${r.data.slug}`;
@@ -683,13 +719,22 @@ async function save(form) {
   } catch (e) {
     if (e.status === 422) {
       const other = showErrors(form, e.body.errors || {});
-      flash(`Not saved: ${other || "some fields need attention."}`, "error");
+      flash(`Not saved: ${other || (e.body.errors ? "some fields need attention." : e.message)}`, "error");
     } else if ((e.status === 409 && e.body.conflicts) || (e.status === 412 && e.body.current)) {
       rebase(form, e.body, body);
     } else {
       flash(`Not saved: ${e.message}`, "error");
     }
   }
+}
+
+function formData(body) {
+  const out = new FormData();
+  for (const [name, value] of Object.entries(body)) {
+    if (value instanceof File) out.append(name, value, value.name);
+    else if (value !== null && value !== undefined) out.append(name, String(value));
+  }
+  return out;
 }
 
 // The item moved and the merge could not combine both edits (409), or the version we started
