@@ -98,10 +98,25 @@ def test_a_preview_link_shows_the_drafts_without_an_account(
     browser.save_screenshot(str(SCREENSHOTS / "terrabytes-preview.png"))
 
 
+def upload(srv: Server, auth: dict[str, str], color: str, name: str, alt: str) -> str:
+    """A small PNG uploaded as a media item: its slug."""
+    import io
+
+    from PIL import Image
+
+    data = io.BytesIO()
+    Image.new("RGB", (96, 48), color).save(data, "PNG")
+    r = requests.post(f"{srv.url}/api/v1/media", files={"file": (name, data.getvalue())},
+                      data={"alt": alt}, headers=auth, timeout=10)  # fmt: skip
+    assert r.status_code == 201, r.text
+    return str(r.json()["slug"])
+
+
 def test_front_page_shows_the_programme_in_the_venues_time(
     browsers: Any, live: tuple[Server, ContentService]
 ) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     srv, svc = live
     auth = {"Authorization": f"Bearer {new_token(svc, 'admin')[1]}"}
@@ -122,7 +137,17 @@ def test_front_page_shows_the_programme_in_the_venues_time(
                               "topics": ["Large EO datasets"], "page_limit": 4,
                               "deadlines": [{"name": "Submission",
                                              "due": "2099-05-30T23:59:00-12:00"}]})  # fmt: skip
-    post("sponsors", {"workshop": "terrabytes-icml25", "name": "Orbital Data", "tier": "gold"})
+    logo, photo = (
+        upload(srv, auth, color, name, alt)
+        for color, name, alt in (("navy", "orbital.png", "Orbital Data"),
+                                 ("olive", "vb.png", "Valentin Barriere"))
+    )  # fmt: skip
+    post("sponsors", {"workshop": "terrabytes-icml25", "name": "Orbital Data", "tier": "gold",
+                      "logo": logo})  # fmt: skip
+    person = f"{srv.url}/api/v1/people/valentin-barriere"
+    etag = requests.get(person + "?ref=main", headers=auth, timeout=10).headers["ETag"]
+    r = requests.patch(person, json={"photo": photo}, headers={**auth, "If-Match": etag}, timeout=10)
+    assert r.status_code == 200, r.text
     r = requests.post(f"{srv.url}/api/v1/publish", headers=auth, timeout=10)
     assert r.status_code == 200
     for width in (1280, 360):
@@ -138,6 +163,12 @@ def test_front_page_shows_the_programme_in_the_venues_time(
         assert "Clouds Are Not Noise" in page and "spotlight" in page
         assert "May 30, 2099 11:59 PM AoE (in " in page
         assert "Orbital Data gold" in page
+        browser.execute_script("document.getElementById('sponsors').scrollIntoView()")
+        images = "[...document.querySelectorAll('#organizers img, #sponsors img')]"
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+            f"return {images}.every(i => i.complete && i.naturalWidth > 0)"))  # fmt: skip
+        alts = browser.execute_script(f"return {images}.map(i => i.alt)")
+        assert alts == ["Valentin Barriere", "Orbital Data"]  # lazy, loaded when in view
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )

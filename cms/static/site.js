@@ -73,7 +73,14 @@ async function load() {
   html("introduction", w.introduction_html);
   html("motivation", w.motivation_html);
   html("initiative", w.initiative_html);
-  list("organizers", w.organizers, (p) => [p.name, p.affiliation].filter(Boolean).join(", "));
+  const media = Object.fromEntries((site.media || []).map((m) => [m.slug, m]));
+  document.getElementById("organizers").replaceChildren(...w.organizers.map((p) => {
+    const li = el("li", "", "person");
+    const photo = picture(media[p.photo]);
+    if (photo) li.append(photo);
+    li.append(el("span", [p.name, p.affiliation].filter(Boolean).join(", ")));
+    return li;
+  }));
   const talks = document.getElementById("talks");
   if (site.talks.length) {
     const ul = document.createElement("ul");
@@ -112,6 +119,16 @@ function el(tag, textContent, className) {
   if (textContent) e.textContent = textContent;
   if (className) e.className = className;
   return e;
+}
+// A published image (a media item) as <img>, with its own text alternative; null otherwise.
+function picture(item) {
+  if (!item || !item.path || !item.media_type.startsWith("image/")) return null;
+  const img = document.createElement("img");
+  img.src = `/${item.path}`;
+  img.alt = item.alt;
+  if (item.width) { img.width = item.width; img.height = item.height; }
+  img.loading = "lazy";
+  return img;
 }
 function reveal(id, shown) { document.getElementById(id).hidden = !shown; }
 
@@ -198,10 +215,14 @@ function sponsors(items) {
   const order = ["platinum", "gold", "silver", "bronze", "supporter"];
   items.sort((a, b) => order.indexOf(a.tier) - order.indexOf(b.tier) || a.name.localeCompare(b.name));
   document.getElementById("sponsors").replaceChildren(...items.map((s) => {
-    const li = el("li");
+    const li = el("li", "", "sponsor");
     const name = s.url ? el("a", s.name) : el("span", s.name);
     if (s.url) name.href = s.url;
-    li.append(name, el("span", ` ${s.tier}`, "meta"));
+    const logo = picture(s.logo);  // expanded in the bundle: the media item itself
+    if (logo) li.append(logo);
+    const label = el("span");
+    label.append(name, el("span", ` ${s.tier}`, "meta"));
+    li.append(label);
     return li;
   }));
 }
