@@ -11,6 +11,7 @@ from conftest import SCREENSHOTS, Server, new_token, wait_for_text
 from cms.service import ContentService
 
 pytestmark = pytest.mark.slow
+IMAGES = "[...document.querySelectorAll('#organizers img, #sponsors img')]"
 
 
 def test_front_page_shows_the_published_workshop(
@@ -146,7 +147,9 @@ def test_front_page_shows_the_programme_in_the_venues_time(
                       "logo": logo})  # fmt: skip
     person = f"{srv.url}/api/v1/people/valentin-barriere"
     etag = requests.get(person + "?ref=main", headers=auth, timeout=10).headers["ETag"]
-    r = requests.patch(person, json={"photo": photo}, headers={**auth, "If-Match": etag}, timeout=10)
+    r = requests.patch(
+        person, json={"photo": photo}, headers={**auth, "If-Match": etag}, timeout=10
+    )
     assert r.status_code == 200, r.text
     r = requests.post(f"{srv.url}/api/v1/publish", headers=auth, timeout=10)
     assert r.status_code == 200
@@ -164,10 +167,9 @@ def test_front_page_shows_the_programme_in_the_venues_time(
         assert "May 30, 2099 11:59 PM AoE (in " in page
         assert "Orbital Data gold" in page
         browser.execute_script("document.getElementById('sponsors').scrollIntoView()")
-        images = "[...document.querySelectorAll('#organizers img, #sponsors img')]"
         WebDriverWait(browser, 10).until(lambda d: d.execute_script(
-            f"return {images}.every(i => i.complete && i.naturalWidth > 0)"))  # fmt: skip
-        alts = browser.execute_script(f"return {images}.map(i => i.alt)")
+            f"return {IMAGES}.every(i => i.complete && i.naturalWidth > 0)"))  # fmt: skip
+        alts = browser.execute_script(f"return {IMAGES}.map(i => i.alt)")
         assert alts == ["Valentin Barriere", "Orbital Data"]  # lazy, loaded when in view
         overflow = browser.execute_script(
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"

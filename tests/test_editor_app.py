@@ -615,7 +615,7 @@ def test_upload_a_logo_with_its_alt_text(browser: Any, live: Live, tmp_path: Pat
     wait(browser, lambda d: d.execute_script(
         "const i = document.querySelector('.media-facts img'); return i && i.naturalWidth"))  # fmt: skip
     assert "image/png" in text_of(browser, ".media-facts figcaption")
-    assert "120 × 60 pixels" in text_of(browser, ".media-facts figcaption")
+    assert "120 \u00d7 60 pixels" in text_of(browser, ".media-facts figcaption")
     assert find(browser, "#f-name").get_attribute("value") == "terrabytes-logo.png"
     check_axe(browser, "media item")
     shot(browser, "media")

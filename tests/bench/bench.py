@@ -9,6 +9,7 @@ shared 2-core machine are noise, ratios are the result. Usage:
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
@@ -377,6 +378,45 @@ def edits(profile: Profile, work: Path) -> list[Row]:
     return rows
 
 
+def media(profile: Profile, work: Path) -> list[Row]:
+    """What an image costs the repository: its growth after gc against the files' own bytes
+    (git zlib-compresses blobs, which JPEG bytes resist: about 1x is right)."""
+    import random
+
+    import requests
+    from PIL import Image
+
+    count = max(3, profile.edits // 5)
+    instance = fresh_instance(work, "media")
+    auth = token(instance, "editor")
+    cms_cli(instance, "gc")
+    before = dir_size(instance / "content.git" / "objects")
+    sizes, upload_ms = [], []
+    rng = random.Random(7)
+    with cms_server(instance, workers=2) as (url, _):
+        for n in range(count):
+            picture = Image.new("RGB", (640, 480), (rng.randrange(256), 90, 160))
+            picture.putdata(
+                [(x % 256, (x // 640) % 256, rng.randrange(256)) for x in range(640 * 480)]
+            )
+            out = io.BytesIO()
+            picture.save(out, "JPEG", quality=85)
+            sizes.append(len(out.getvalue()))
+            start = time.perf_counter()
+            r = requests.post(url + "/api/v1/media", headers=auth, timeout=30,
+                              files={"file": (f"photo-{n}.jpg", out.getvalue())}, data={"alt": f"Photo {n}"})  # fmt: skip
+            upload_ms.append((time.perf_counter() - start) * 1000)
+            assert r.status_code == 201, r.text
+    cms_cli(instance, "gc")
+    grown = dir_size(instance / "content.git" / "objects") - before
+    mean = sum(sizes) / count
+    return [
+        Row("repository growth per image (640x480 JPEG) after cms gc", round(grown / count), round(mean),
+            "bytes", round(grown / count / mean, 3), "report", None,
+            f"{count} uploads, one commit each (file and sidecar); upload p50 {pct(upload_ms, 50):.1f} ms"),
+    ]  # fmt: skip
+
+
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -568,7 +608,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, help="write the table as JSON here")
     parser.add_argument(
         "--only",
-        default="reads,edits,histories,memory",
+        default="reads,edits,histories,memory,media",
         help="comma-separated groups to run (edits includes the concurrent edits)",
     )
     args = parser.parse_args()
@@ -587,6 +627,8 @@ def main() -> int:
             rows += histories(profile, work)
         if "memory" in groups:
             rows += memory(profile, work)
+        if "media" in groups:
+            rows += media(profile, work)
     machine = {
         "cores": os.cpu_count(),
         "load_generator": "wrk -t1 -c8 (1 thread)" if shutil.which("wrk") else "Python (1 thread)",
