@@ -35,7 +35,13 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _CanonicalDumper.add_representer(str, _represent_str)
 
 
-class _Loader(yaml.SafeLoader):
+# libyaml's parser when PyYAML has it (its wheels do): the same constructor and resolver,
+# parsing about ten times faster. Writing stays with the pure-Python emitter, whose bytes
+# every blob id (ETag) in the repository was made with.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):  # type: ignore[valid-type,misc]
     """SafeLoader without implicit timestamps: dates stay the strings the API serves."""
 
 
