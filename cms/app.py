@@ -64,6 +64,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     )
     svc.bootstrap(seed_path(app.config["SEED_PATH"]))
     svc.gc_every = int(app.config["GC_EVERY"])
+    svc.snapshot_max_items = int(app.config["SNAPSHOT_MAX_ITEMS"])
     if app.config["MIRROR_URL"]:
         svc.mirror = Mirror(
             svc.store, app.config["MIRROR_URL"], float(app.config["MIRROR_RETRY_MAX"])

@@ -33,6 +33,9 @@ DEFAULTS: dict[str, Any] = {
     # `git gc --auto` in the background after this many commits by one worker (0: never)
     "GC_EVERY": 500,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
+    # a type with more items than this on a ref is read from SQL a page at a time instead of
+    # being held in every worker's memory
+    "SNAPSHOT_MAX_ITEMS": 1000,
     # the largest media file (image, PDF) an editor may upload; larger is 413
     "MEDIA_MAX_BYTES": 5 * 1024 * 1024,
     # browsers on these origins may call the API (comma-separated; "*" for any)

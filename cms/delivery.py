@@ -15,7 +15,7 @@ import nh3
 from markdown_it import MarkdownIt
 from marshmallow import Schema, fields
 
-from cms.service.items import Item
+from cms.service.items import Item, children_of
 from cms.types import TYPES, ContentType
 
 _markdown = MarkdownIt("commonmark")
@@ -127,12 +127,8 @@ def edition_items(
     keep["workshops"][workshop] = found
     keep["references"] = dict(items.get("references", {}))
     for type_name, ctype in TYPES.items():
-        if ctype.belongs_to.get("workshop") == "workshops":
-            keep[type_name] = {
-                slug: item
-                for slug, item in items.get(type_name, {}).items()
-                if item.data is not None and item.data.get("workshop") == workshop
-            }
+        if ctype.belongs_to.get("workshop") == "workshops":  # from SQL for a large type
+            keep[type_name] = children_of(items.get(type_name, {}), "workshop", workshop)
     series = found.data.get("series")
     if isinstance(series, str) and series in items.get("series", {}):
         keep["series"][series] = items["series"][series]

@@ -23,6 +23,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -30,12 +31,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from cms.database import create_all
+from cms.types import TYPES
 
 log = logging.getLogger(__name__)
 
 # the layout of the index tables: raise it when they change, and every existing index is
-# rebuilt from git on the next start (2: index_changes.item_seq)
-INDEX_SCHEMA = 2
+# rebuilt from git on the next start (2: index_changes.item_seq; 3: index_items.parent, .title)
+INDEX_SCHEMA = 3
 
 # (data, error) of an item given its type and blob id: what the index stores for it
 LoadItem = Callable[[str, str], tuple[dict[str, Any] | None, str | None]]
@@ -118,6 +120,11 @@ class ItemRow(IndexBase):
     sha: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # what a large type is paged by in SQL: the workshop it belongs to, its title casefolded
+    parent: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    title: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (Index("ix_items_parent", "ref", "type", "parent", "slug"),)
 
 
 def create_tables(engine: Engine) -> None:
@@ -235,7 +242,7 @@ def record(
     _number_item_changes(session, ref, change_rows, fresh=head_row is None)
     _insert_many(session, CommitRow, commit_rows)
     _insert_many(session, ChangeRow, change_rows)
-    put_items(session, ref, items, load)
+    put_items(session, ref, items, load, fresh=head_row is None)
     if commits:
         head = commits[-1].sha
         if head_row is None:
@@ -252,20 +259,53 @@ def put_items(
     ref: str,
     items: dict[tuple[str, str], tuple[str | None, str]],
     load: LoadItem,
+    fresh: bool = False,
 ) -> None:
-    """Set the current version of items on a ref: (type, slug) -> (blob or None, commit)."""
+    """Set the current version of items on a ref: (type, slug) -> (blob or None, commit).
+    fresh: the ref has no items yet (a rebuild): they are inserted in batches."""
+    new_rows = []
     for (type_name, slug), (blob, sha) in items.items():
-        where = (ItemRow.ref == ref, ItemRow.type == type_name, ItemRow.slug == slug)
         if blob is None:
-            session.execute(delete(ItemRow).where(*where), execution_options=_CORE)
+            if not fresh:
+                session.execute(
+                    delete(ItemRow).where(*_item_key(ref, type_name, slug)),
+                    execution_options=_CORE,
+                )
             continue
         data, error = load(type_name, blob)
-        values = {"blob": blob, "sha": sha, "data": data, "error": error}
+        values = {
+            "blob": blob,
+            "sha": sha,
+            "data": data,
+            "error": error,
+            **_paged_by(type_name, data),
+        }
+        if fresh:
+            new_rows.append({"ref": ref, "type": type_name, "slug": slug, **values})
+            continue
         updated = session.execute(
-            update(ItemRow).where(*where).values(values), execution_options=_CORE
+            update(ItemRow).where(*_item_key(ref, type_name, slug)).values(values),
+            execution_options=_CORE,
         )
         if updated.rowcount == 0:  # type: ignore[attr-defined]
             session.execute(insert(ItemRow).values(ref=ref, type=type_name, slug=slug, **values))
+    _insert_many(session, ItemRow, new_rows)
+
+
+def _item_key(ref: str, type_name: str, slug: str) -> tuple[Any, ...]:
+    return (ItemRow.ref == ref, ItemRow.type == type_name, ItemRow.slug == slug)
+
+
+def _paged_by(type_name: str, data: dict[str, Any] | None) -> dict[str, Any]:
+    ctype = TYPES.get(type_name)
+    if ctype is None or data is None:
+        return {"parent": None, "title": None}
+    parent = next((data.get(name) for name in ctype.belongs_to), None)
+    title = data.get(ctype.title_field)
+    return {
+        "parent": parent if isinstance(parent, str) else None,
+        "title": title.casefold() if isinstance(title, str) else None,
+    }
 
 
 def rewind(session: Session, ref: str, to: CommitRow) -> set[tuple[str, str]]:
@@ -334,3 +374,72 @@ def clear_ref(session: Session, ref: str) -> None:
 def indexed_items(session: Session, ref: str) -> dict[tuple[str, str], tuple[str, Any, str | None]]:
     rows = session.scalars(select(ItemRow).where(ItemRow.ref == ref))
     return {(r.type, r.slug): (r.blob, r.data, r.error) for r in rows}
+
+
+# --- reading a large type a page at a time ----------------------------------------------------
+
+
+def count_by_type(session: Session, ref: str) -> dict[str, int]:
+    query = select(ItemRow.type, func.count()).where(ItemRow.ref == ref).group_by(ItemRow.type)
+    return {type_name: count for type_name, count in session.execute(query).tuples()}
+
+
+def page_items(
+    session: Session,
+    ref: str,
+    type_name: str,
+    filters: dict[str, Any],
+    sort: str,
+    search: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[list[ItemRow], int]:
+    """One page of a type's valid items, as `filter_sort` orders them in memory: fields equal
+    to the filters (the parent link through its own column), the casefolded search text in
+    the slug or title, sorted by a field (None last) then slug; and how many match."""
+    ctype = TYPES[type_name]
+    query = select(ItemRow).where(
+        ItemRow.ref == ref, ItemRow.type == type_name, ItemRow.error.is_(None)
+    )
+    for name, value in filters.items():
+        if name in ctype.belongs_to:
+            query = query.where(ItemRow.parent == value)
+        else:
+            query = query.where(_field(ctype, name, session) == value)
+    if search:
+        pattern = "%" + search.casefold().translate(_LIKE_ESCAPES) + "%"
+        query = query.where(
+            or_(ItemRow.slug.like(pattern, escape="\\"), ItemRow.title.like(pattern, escape="\\"))
+        )
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    key = sort.lstrip("-")
+    slug = _text(ItemRow.slug, session)
+    order = (
+        [slug]
+        if key == "slug"
+        else [_field(ctype, key, session).is_(None), _field(ctype, key, session), slug]
+    )
+    if sort.startswith("-"):
+        order = [column.desc() for column in order]
+    rows = session.scalars(query.order_by(*order).offset(offset).limit(limit)).all()
+    return list(rows), total
+
+
+_LIKE_ESCAPES = str.maketrans({"%": "\\%", "_": "\\_", "\\": "\\\\"})
+
+
+def _field(ctype: Any, name: str, session: Session) -> Any:
+    """A field of the item's JSON as SQL: integers and booleans as such, the rest as text."""
+    kind = type(ctype.schema.fields[name]).__name__
+    value = ItemRow.data[name]
+    if kind == "Integer":
+        return value.as_integer()
+    if kind == "Boolean":
+        return value.as_boolean()
+    return _text(value.as_string(), session)
+
+
+def _text(column: Any, session: Session) -> Any:
+    """Text compared by code point, as Python does (PostgreSQL's collations order '-' apart)."""
+    bind = session.get_bind()
+    return column.collate("C") if bind.dialect.name == "postgresql" else column

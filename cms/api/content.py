@@ -113,14 +113,17 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         ) -> Response:
             scope = {"ref": ref, "at": at, "preview": preview}
             full_ref, at = read_scope({k: v for k, v in scope.items() if v is not None})
+            filters = ctype.schema.dump(filters)  # as items hold them: dates as ISO text
+            start = (page - 1) * page_size
             if at is None:
-                items, sha = service().list_items(full_ref, ctype, filters, sort, q)
+                shown, total, sha = service().list_items(
+                    full_ref, ctype, filters, sort, q, (start, page_size)
+                )
             else:
                 sha = resolve(at, full_ref).commit
                 found = versions().items_at(sha, name).values()
                 items = filter_sort(found, filters, sort, (ctype.title_field, q) if q else None)
-            start = (page - 1) * page_size
-            shown = items[start : start + page_size]
+                shown, total = items[start : start + page_size], len(items)
             key = (
                 "list",
                 name,
@@ -136,7 +139,7 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
                 cached_body(key, lambda: [present(ctype, item, bool(render)) for item in shown]),
                 etag=f'W/"{sha}{"-html" if render else ""}"',
                 revision=sha,
-                headers=pagination_header(len(items), page, page_size),
+                headers=pagination_header(total, page, page_size),
             )
 
         if ctype.companion_field:  # a file and its details: multipart
@@ -348,8 +351,10 @@ def revalidated(ctype: ContentType) -> Response | None:
         or request.endpoint != f"{ctype.name}.Item"
     ):
         return None
-    snap = service().snapshot(PUBLISHED)
-    item = snap.items.get(ctype.name, {}).get((request.view_args or {}).get("slug", ""))
+    slug = (request.view_args or {}).get("slug", "")
+    snap, item = service().consistent(
+        PUBLISHED, lambda snap: (snap, snap.items.get(ctype.name, {}).get(slug))
+    )
     if item is None or item.error is not None or not not_modified(quoted(item.blob)):
         return None
     return json_response(None, etag=quoted(item.blob), revision=snap.sha)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,15 +48,20 @@ CDN_CACHE = "public, max-age=60, s-maxage=300, stale-while-revalidate=600"
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-def site_items(query: dict[str, Any]) -> tuple[str, Mapping[str, Mapping[str, Item]], str | None]:
-    """(commit, every type's items, the `at` asked for) that a site read sees: a ref's head
-    from its snapshot, or any revision through Versions."""
+Items = Mapping[str, Mapping[str, Item]]
+
+
+def site_read(
+    query: dict[str, Any], answer: Callable[[str, Items, str | None], Response]
+) -> Response:
+    """answer(commit, every type's items, the `at` asked for) for what a site read sees: a
+    ref's head from its snapshot (taken again if the index moves while a large type is read),
+    or any revision through Versions."""
     ref, at = read_scope(query)
     if at is None:
-        snap = service().snapshot(ref)
-        return snap.sha, snap.items, None
+        return service().consistent(ref, lambda snap: answer(snap.sha, snap.items, None))
     sha = versions().resolve(at, ref, published_only=published_only()).commit
-    return sha, {name: versions().items_at(sha, name) for name in TYPES}, at
+    return answer(sha, {name: versions().items_at(sha, name) for name in TYPES}, at)
 
 
 @blp.route("/site")
@@ -79,20 +84,28 @@ class Site(MethodView):
         "any revision or release.",
     )
     def get(self, query: dict[str, Any]) -> Response:
-        sha, items, at = site_items(query)
-        render = bool(query.get("render"))
-        cache = IMMUTABLE if at is not None and HEX_REV.match(at) else CDN_CACHE
-        if actor().role != "anonymous":
-            cache = "private, no-cache"
-        workshop = query.get("workshop")
-        if workshop is not None:
-            edition = edition_items(items, workshop)
-            if edition is None:
-                raise NotFound(f"No workshop '{workshop}' here.")
-            items = edition
-        etag = f'"{sha}{f".{workshop}" if workshop else ""}{".html" if render else ""}"'
-        body = cached_body(("site", sha, workshop, render), lambda: site_bundle(items, sha, render))
-        return json_response(body, etag=etag, revision=sha, headers={"Cache-Control": cache})
+        return site_read(query, lambda sha, items, at: site_answer(query, sha, items, at))
+
+
+def site_answer(query: dict[str, Any], sha: str, items: Items, at: str | None) -> Response:
+    """The body of GET /site, read from one commit (built once per commit and query)."""
+    render = bool(query.get("render"))
+    cache = IMMUTABLE if at is not None and HEX_REV.match(at) else CDN_CACHE
+    if actor().role != "anonymous":
+        cache = "private, no-cache"
+    workshop = query.get("workshop")
+    found = items.get("workshops", {}).get(workshop) if workshop is not None else None
+    if workshop is not None and (found is None or found.data is None):
+        raise NotFound(f"No workshop '{workshop}' here.")
+
+    def build() -> dict[str, Any]:
+        shown = edition_items(items, workshop) if workshop is not None else items
+        assert shown is not None
+        return site_bundle(shown, sha, render)
+
+    etag = f'"{sha}{f".{workshop}" if workshop else ""}{".html" if render else ""}"'
+    body = cached_body(("site", sha, workshop, render), build)
+    return json_response(body, etag=etag, revision=sha, headers={"Cache-Control": cache})
 
 
 @blp.route("/workshops/<slug:slug>/calendar.ics")
@@ -114,24 +127,29 @@ class Calendar(MethodView):
         "deadlines in UTC, named AoE when they are 'anywhere on earth'.",
     )
     def get(self, query: dict[str, Any], slug: str) -> Response:
-        sha, items, _ = site_items(query)
-        if slug not in items.get("workshops", {}):
-            raise NotFound(f"No workshop '{slug}' here.")
-        etag = f'"{sha}.ics"'
-        if not_modified(etag):
-            return Response(status=304, headers={"ETag": etag})
-        stamp = datetime.fromtimestamp(service().commit_time(sha), UTC)
-        body = calendar(items, slug, stamp, request.host.split(":")[0] or "localhost")
-        return Response(
-            body,
-            mimetype="text/calendar",
-            headers={
-                "ETag": etag,
-                "X-Content-Revision": sha,
-                "Content-Disposition": f'inline; filename="{slug}.ics"',
-                "Cache-Control": CDN_CACHE if actor().role == "anonymous" else "private, no-cache",
-            },
-        )
+        return site_read(query, lambda sha, items, _: calendar_answer(slug, sha, items))
+
+
+def calendar_answer(slug: str, sha: str, items: Items) -> Response:
+    """The body of a workshop's calendar.ics, read from one commit."""
+    edition = edition_items(items, slug) if slug in items.get("workshops", {}) else None
+    if edition is None:
+        raise NotFound(f"No workshop '{slug}' here.")
+    etag = f'"{sha}.ics"'
+    if not_modified(etag):
+        return Response(status=304, headers={"ETag": etag})
+    stamp = datetime.fromtimestamp(service().commit_time(sha), UTC)
+    body = calendar(edition, slug, stamp, request.host.split(":")[0] or "localhost")
+    return Response(
+        body,
+        mimetype="text/calendar",
+        headers={
+            "ETag": etag,
+            "X-Content-Revision": sha,
+            "Content-Disposition": f'inline; filename="{slug}.ics"',
+            "Cache-Control": CDN_CACHE if actor().role == "anonymous" else "private, no-cache",
+        },
+    )
 
 
 @blp.route("/publish")

@@ -4,7 +4,8 @@ Views call `ContentService` (and `Versions` for the past) and nothing below them
 its module: writes.py (the one write path), publishing.py, integrity.py (links between items),
 maintenance.py (bootstrap, catch-up, reindex, check, readiness), imports.py (many items in
 one commit), messages.py (commit messages),
-versions.py (history, diffs, blame, feed), core.py (what they share), items.py (the content).
+versions.py (history, diffs, blame, feed), reads.py (the current content), core.py (what they
+share), items.py (the content).
 """
 
 from __future__ import annotations

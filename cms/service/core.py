@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from cms import auth, index
@@ -20,16 +20,14 @@ from cms import previews as _previews  # noqa: F401 (their tables join the accou
 from cms import schedules as _schedules  # noqa: F401
 from cms import webhooks as _webhooks  # noqa: F401
 from cms.auth import Actor
-from cms.errors import Conflict, NotFound, Unavailable
-from cms.index import CommitRecord, CommitRow, ItemChange, ItemRow, RefHead
+from cms.errors import Unavailable
+from cms.index import CommitRecord, CommitRow, ItemChange, RefHead
 from cms.service.items import (
-    MAIN,
-    PUBLISHED,
     Item,
     Snapshot,
-    filter_sort,
     item_from_blob,
     load_item,
+    parse_item,
 )
 from cms.service.messages import action_of, commit_message, split_message, token_id_of
 from cms.service.mirror import Mirror
@@ -96,6 +94,9 @@ class ServiceBase:
             self.accounts_engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
         self._snapshots: dict[str, Snapshot] = {}
+        # a type with more items than this on a ref is read from SQL a page at a time instead
+        # of being held in each worker's memory (CMS_SNAPSHOT_MAX_ITEMS)
+        self.snapshot_max_items = 1000
         self.mirror: Mirror | None = None  # set by create_app when CMS_MIRROR_URL is given
         self.runner: Runner | None = None  # set by create_app: scheduled publications
         self.gc_every = 0  # run `git gc --auto` after this many commits by this process
@@ -218,16 +219,20 @@ class ServiceBase:
     ) -> RefHead | None:
         """Index commits read from git (see index.record). known: blob id -> canonical data
         that the caller already validated (no need to parse it again)."""
+        records = [commit_record(e) for e in entries]
         with self.store.objects() as objs:
+            final = {(c.type, c.slug): c.new_blob for r in records for c in r.changes}
+            wanted = {blob for blob in final.values() if blob and not (known and blob in known)}
+            fetched = objs.read_blobs(wanted) if len(wanted) > 1 else {}
 
             def load(type_name: str, blob: str) -> tuple[dict[str, Any] | None, str | None]:
                 if known and blob in known:
                     return known[blob], None
+                if blob in fetched:
+                    return parse_item(type_name, fetched[blob])
                 return load_item(objs, type_name, blob)
 
-            return index.record(
-                session, ref, [commit_record(e) for e in entries], load, head_row, progress
-            )
+            return index.record(session, ref, records, load, head_row, progress)
 
     # --- commits ------------------------------------------------------------------------------
 
@@ -275,87 +280,6 @@ class ServiceBase:
             self.store.gc(auto=True)
         except StoreError as exc:
             log.warning("automatic git gc failed: %s", exc)
-
-    # --- reads --------------------------------------------------------------------------------
-
-    def commit_time(self, sha: str) -> int:
-        """When a commit was made (its committer time, seconds since the epoch)."""
-        with self.store.objects() as objs:
-            return objs.read_commit(sha).committer_time
-
-    def snapshot(self, ref: str) -> Snapshot:
-        """The current items of a ref; the index is caught up first if git moved.
-
-        A cached snapshot is served while the ref's file is the very file it was taken from
-        (one stat): any move of the ref, forward, back or sideways, by the CMS or by hand,
-        replaces that file, and then the index's head is compared with git's again.
-        """
-        stamp = self.store.ref_stamp(ref)
-        cached = self._snapshots.get(ref)
-        if cached is not None and stamp is not None and cached.stamp == stamp:
-            return cached
-        head = self.store.read_ref(ref)
-        if head is None:
-            return Snapshot(sha="")
-        with self.read_session() as session:
-            known = session.get(RefHead, ref)
-        if known is None or known.sha != head:
-            with self.locked() as session:
-                self.sync_ref(session, ref)
-        elif cached is not None and cached.sha == head:
-            cached.stamp = stamp  # the same commit, and the index holds it
-            return cached
-        with self.read_session() as session:
-            known = session.get(RefHead, ref)
-            snap = Snapshot(sha=known.sha if known else "", stamp=stamp)
-            rows = session.scalars(select(ItemRow).where(ItemRow.ref == ref)).all()
-            # slug order, the same on every database (collations differ on '-')
-            for row in sorted(rows, key=lambda r: (r.type, r.slug)):
-                snap.items.setdefault(row.type, {})[row.slug] = Item(
-                    row.type, row.slug, row.blob, row.data, row.error
-                )
-        self._snapshots[ref] = snap
-        return snap
-
-    def get_item(self, ref: str, ctype: ContentType, slug: str) -> tuple[Item, str]:
-        snap = self.snapshot(ref)
-        item = snap.items.get(ctype.name, {}).get(slug)
-        if item is None:
-            raise NotFound(f"No {ctype.name} item '{slug}'.")
-        if item.error is not None:
-            raise Conflict(
-                f"The stored file {ctype.path(slug)} is invalid ({item.error}); "
-                "replace it with a PUT using this ETag, or fix it in git.",
-                etag=item.blob,
-            )
-        return item, snap.sha
-
-    def list_items(
-        self,
-        ref: str,
-        ctype: ContentType,
-        filters: dict[str, Any],
-        sort: str,
-        search: str | None = None,
-    ) -> tuple[list[Item], str]:
-        snap = self.snapshot(ref)
-        found = search and (ctype.title_field, search)
-        items = snap.items.get(ctype.name, {}).values()
-        return filter_sort(items, filters, sort, found or None), snap.sha
-
-    def media_file(self, ctype: ContentType, slug: str, path: str) -> tuple[bytes, Item] | None:
-        """The file a media item owns, with the item: from the published site, else from the
-        drafts (its name is its content's hash: whoever has the URL has seen the content)."""
-        for ref in (PUBLISHED, MAIN):
-            snap = self.snapshot(ref)
-            item = snap.items.get(ctype.name, {}).get(slug)
-            if item is None or item.data is None or path not in ctype.companions(item.data):
-                continue
-            with self.store.objects() as objs:
-                blob = objs.blob_at(objs.read_commit(snap.sha).tree, path)
-                if blob is not None:
-                    return objs.read_blob(blob), item
-        return None
 
     def _current(
         self, objs: ObjectAccess, ctype: ContentType, slug: str, blob: str | None

@@ -13,10 +13,11 @@ from sqlalchemy import select
 from cms.auth import Actor
 from cms.errors import Invalid
 from cms.index import ItemRow
-from cms.service.core import ServiceBase, retry_on_ref_moved
+from cms.service.core import retry_on_ref_moved
 from cms.service.integrity import check_links
 from cms.service.items import MAIN, blob_id, slugify
 from cms.service.messages import clean_reason
+from cms.service.reads import Reads
 from cms.store.log import LogEntry
 from cms.types import ContentType
 
@@ -31,7 +32,7 @@ class ImportResult:
     unchanged: list[str] = field(default_factory=list)
 
 
-class Imports(ServiceBase):
+class Imports(Reads):
     """Create or update items matched by a key field, all in one commit."""
 
     @retry_on_ref_moved

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
 
 from cms.errors import Invalid
+from cms.index import ItemRow, RefHead, page_items
 from cms.serialize import SerializationError, parse_yaml
 from cms.store.objects import ObjectAccess, object_id
 from cms.types import TYPES, ContentType, item_key
@@ -35,12 +39,124 @@ class Item:
         return {"slug": self.slug, **(self.data or {}), "etag": self.blob}
 
 
+class SnapshotMoved(Exception):
+    """The index moved past the snapshot while a large type was read from it: take it again."""
+
+
+class PagedItems(Mapping[str, Item]):
+    """A large type's items on a ref, read from SQL when asked, never all held in memory:
+    one item by its slug, one page of a list, the items of one workshop. Every read checks,
+    in its own transaction, that the index still holds the snapshot's commit."""
+
+    def __init__(
+        self, sessions: Callable[[], AbstractContextManager[Session]], ref: str, sha: str,
+        type_name: str, count: int,
+    ) -> None:  # fmt: skip
+        self._sessions, self.ref, self.sha = sessions, ref, sha
+        self.type_name, self._count = type_name, count
+        self._recent: dict[str, Item] = {}
+        self._pages: dict[tuple[Any, ...], tuple[list[Item], int]] = {}
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions() as session:
+            head = session.get(RefHead, self.ref)
+            if head is None or head.sha != self.sha:
+                raise SnapshotMoved(self.ref)
+            yield session
+
+    def __getitem__(self, slug: str) -> Item:
+        """One item: one statement that also reads the ref's indexed head; the items asked
+        for are kept (a bounded few: the commit's content never changes)."""
+        hit = self._recent.get(slug)
+        if hit is not None:
+            return hit
+        query = (
+            select(RefHead.sha, ItemRow.blob, ItemRow.data, ItemRow.error)
+            .select_from(RefHead)
+            .outerjoin(
+                ItemRow,
+                and_(
+                    ItemRow.ref == RefHead.ref,
+                    ItemRow.type == self.type_name,
+                    ItemRow.slug == slug,
+                ),
+            )
+            .where(RefHead.ref == self.ref)
+        )
+        with self._sessions() as session:
+            row = session.execute(query).first()
+        if row is None or row.sha != self.sha:
+            raise SnapshotMoved(self.ref)
+        if row.blob is None:
+            raise KeyError(slug)
+        if len(self._recent) >= 1024:
+            self._recent.clear()
+        item = self._recent[slug] = Item(self.type_name, slug, row.blob, row.data, row.error)
+        return item
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where())
+
+    def values(self) -> Any:
+        return self._where().values()
+
+    def items(self) -> Any:
+        return self._where().items()
+
+    def belonging_to(self, parent: str) -> dict[str, Item]:
+        """The items whose parent link (their workshop) is this slug."""
+        return self._where(ItemRow.parent == parent)
+
+    def _where(self, *conditions: Any) -> dict[str, Item]:
+        query = select(ItemRow).where(
+            ItemRow.ref == self.ref, ItemRow.type == self.type_name, *conditions
+        )
+        with self._session() as session:
+            rows = session.scalars(query).all()
+        return {row.slug: _item(row) for row in sorted(rows, key=lambda r: r.slug)}
+
+    def page(
+        self, filters: dict[str, Any], sort: str, search: str | None, offset: int, limit: int
+    ) -> tuple[list[Item], int]:
+        key = (tuple(sorted(filters.items())), sort, search, offset, limit)
+        hit = self._pages.get(key)
+        if hit is None:
+            with self._session() as session:
+                rows, total = page_items(
+                    session, self.ref, self.type_name, filters, sort, search, offset, limit
+                )
+            if len(self._pages) >= 256:
+                self._pages.clear()
+            hit = self._pages[key] = ([_item(row) for row in rows], total)
+        return hit
+
+
+def _item(row: ItemRow) -> Item:
+    return Item(row.type, row.slug, row.blob, row.data, row.error)
+
+
+def children_of(items: Mapping[str, Item], field_name: str, parent: str) -> dict[str, Item]:
+    """The items whose link `field_name` (their workshop) is parent: from SQL for a large type."""
+    if isinstance(items, PagedItems):
+        return items.belonging_to(parent)
+    return {
+        slug: item
+        for slug, item in items.items()
+        if item.data is not None and item.data.get(field_name) == parent
+    }
+
+
 @dataclass
 class Snapshot:
-    """The items of one ref at one commit, as the index holds them."""
+    """The items of one ref at one commit, as the index holds them: a type's items in memory,
+    or, for a large type, read from SQL a page at a time (PagedItems)."""
 
     sha: str
-    items: dict[str, dict[str, Item]] = field(default_factory=dict)
+    items: dict[str, Mapping[str, Item]] = field(default_factory=dict)
     stamp: tuple[int, ...] | None = None  # the ref file's identity it was taken at
 
 
@@ -71,8 +187,13 @@ def load_item(
     objs: ObjectAccess, type_name: str, blob: str
 ) -> tuple[dict[str, Any] | None, str | None]:
     """An item's data as stored, and why it is invalid (None when it is valid)."""
+    return parse_item(type_name, objs.read_blob(blob))
+
+
+def parse_item(type_name: str, raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """An item's file parsed and checked against its type: (data, why it is invalid)."""
     try:
-        data = parse_yaml(objs.read_blob(blob))
+        data = parse_yaml(raw)
     except SerializationError as exc:
         return None, str(exc)
     schema = TYPES[type_name].schema

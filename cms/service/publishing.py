@@ -13,10 +13,11 @@ from cms.auth import Actor
 from cms.errors import Conflict, Invalid, NotFound
 from cms.index import CommitRow
 from cms.patches import json_patch
-from cms.service.core import ServiceBase, retry_on_ref_moved
+from cms.service.core import retry_on_ref_moved
 from cms.service.integrity import check_links_of
 from cms.service.items import MAIN, PUBLISHED, REFS, diff_trees, iso_time
 from cms.service.messages import action_of, clean_reason
+from cms.service.reads import Reads
 from cms.service.writes import WriteResult
 from cms.store.errors import ObjectMissing, RefMoved
 from cms.types import TYPES, ContentType
@@ -36,7 +37,7 @@ def safe_tag_name(name: str) -> bool:
     )
 
 
-class Publishing(ServiceBase):
+class Publishing(Reads):
     """Moves published (by merge or by one file), and tags releases on it."""
 
     @retry_on_ref_moved

@@ -26,7 +26,7 @@ from cms.errors import (
     StaleETag,
 )
 from cms.index import ChangeRow, ItemRow, RefHead
-from cms.service.core import ServiceBase, retry_on_ref_moved
+from cms.service.core import retry_on_ref_moved
 from cms.service.integrity import check_links_of
 from cms.service.items import (
     MAIN,
@@ -39,6 +39,7 @@ from cms.service.items import (
 )
 from cms.service.merge import three_way
 from cms.service.messages import clean_reason
+from cms.service.reads import Reads
 from cms.store.log import LogEntry
 from cms.store.objects import ZERO, ObjectAccess
 from cms.types import ContentType
@@ -100,7 +101,7 @@ def if_match_tags(if_match: IfMatch) -> tuple[str, ...] | None:
     return (if_match,) if isinstance(if_match, str) else tuple(if_match)
 
 
-class WritePath(ServiceBase):
+class WritePath(Reads):
     """The one place where an edit becomes a commit: planned, confirmed under the lock,
     committed, indexed."""
 

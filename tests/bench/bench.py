@@ -46,12 +46,13 @@ class Profile:
     histories: tuple[int, ...]  # commit counts for the history scenarios
     requests_memory: int  # requests before the second RSS reading
     samples: int  # requests per latency sample in the history scenarios
+    papers: int  # accepted papers over 50 editions in the scale scenario
 
 
 PROFILES = {
-    "full": Profile("full", 10, 200, 25, 4, (10, 1_000, 10_000), 10_000, 300),
-    "quick": Profile("quick", 3, 60, 10, 2, (10, 300, 3_000), 2_000, 100),
-    "smoke": Profile("smoke", 0.5, 5, 2, 1, (10, 30), 200, 10),
+    "full": Profile("full", 10, 200, 25, 4, (10, 1_000, 10_000), 10_000, 300, 20_000),
+    "quick": Profile("quick", 3, 60, 10, 2, (10, 300, 3_000), 2_000, 100, 5_000),
+    "smoke": Profile("smoke", 0.5, 5, 2, 1, (10, 30), 200, 10, 5_000),
 }
 
 
@@ -378,6 +379,93 @@ def edits(profile: Profile, work: Path) -> list[Row]:
     return rows
 
 
+def build_editions(instance: Path, workshops: int, papers_each: int) -> None:
+    """Many editions with their accepted papers, one commit per workshop (an import each),
+    on main and published, with git fast-import; the files are the CMS's own canonical YAML."""
+    from cms.types import TYPES
+
+    def file(type_name: str, body: dict[str, Any]) -> bytes:
+        ctype = TYPES[type_name]
+        return ctype.file_bytes(ctype.schema.dump(ctype.schema.load(body)))
+
+    repo = instance / "content.git"
+    head = subprocess.run(["git", f"--git-dir={repo}", "rev-parse", "main"], env=GIT_ENV,
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    chunks, start = [], int(time.time()) - workshops - 10
+    for w in range(workshops):
+        slug = f"edition-{w:02d}"
+        files = {f"workshops/{slug}.yaml": file("workshops", {
+            "title": f"TerraBytes edition {w}", "start": "2025-07-19T09:00:00-07:00",
+            "end": "2025-07-19T18:00:00-07:00"})}  # fmt: skip
+        for n in range(papers_each):
+            files[f"papers/{slug}-paper-{n:04d}.yaml"] = file("papers", {
+                "workshop": slug, "title": f"Paper {n} of edition {w}: learning from orbit",
+                "authors": [{"name": f"Author {n}", "affiliation": "Somewhere"}],
+                "abstract": "We study *satellite* images. " * 8,
+                "presentation": ("oral", "spotlight", "poster")[n % 3]})  # fmt: skip
+        message = f"Import papers of {slug}\n\nCMS-Action: import\n".encode()
+        chunks += [b"commit refs/heads/main\n", b"author Bench <bench@example.org> %d +0000\n" % (start + w),
+                   b"committer Bench <bench@example.org> %d +0000\n" % (start + w),
+                   b"data %d\n%s\n" % (len(message), message)]  # fmt: skip
+        if w == 0:
+            chunks.append(f"from {head}\n".encode())
+        for path, data in files.items():
+            chunks += [f"M 100644 inline {path}\n".encode(), b"data %d\n%s\n" % (len(data), data)]
+    chunks.append(b"reset refs/heads/published\nfrom refs/heads/main\n\n")
+    subprocess.run(["git", f"--git-dir={repo}", "fast-import", "--quiet", "--force"], env=GIT_ENV,
+                   input=b"".join(chunks), check=True)  # fmt: skip
+
+
+def scale(profile: Profile, work: Path) -> list[Row]:
+    """Many papers over many editions against a hundredth of them: the same reads, ratios."""
+    workshops, large = 50, profile.papers
+    sizes = {"small": max(1, large // 100 // workshops), "large": large // workshops}
+    reindex: dict[str, tuple[float, float]] = {}
+    for name, each in sizes.items():
+        instance = fresh_instance(work, f"scale-{name}")
+        build_editions(instance, workshops, each)
+        start = time.perf_counter()
+        out = cms_cli(instance, "reindex")
+        cms_s = float(re.search(r"in ([\d.]+) s", out).group(1))  # type: ignore[union-attr]
+        start = time.perf_counter()
+        subprocess.run(["git", f"--git-dir={instance / 'content.git'}", "log", "--raw", "--no-renames", "main"],
+                       env=GIT_ENV, capture_output=True, check=True)  # fmt: skip
+        reindex[name] = (cms_s, time.perf_counter() - start)
+    rng = __import__("random").Random(3)
+    calls = {
+        "a list page (GET /papers?page=N)": lambda size: f"/api/v1/papers?page={rng.randint(1, 5)}",
+        "one edition's papers (?workshop=)": lambda size: f"/api/v1/papers?workshop=edition-{rng.randrange(workshops):02d}",
+        "GET /site?workshop=": lambda size: f"/api/v1/site?workshop=edition-{rng.randrange(workshops):02d}",
+        "one paper": lambda size: f"/api/v1/papers/edition-{rng.randrange(workshops):02d}-paper-{rng.randrange(sizes[size]):04d}",
+    }  # fmt: skip
+    samples: dict[str, dict[str, list[float]]] = {size: {} for size in sizes}
+    rss: dict[str, int] = {}
+    with ExitStack() as stack:
+        servers = {
+            size: stack.enter_context(cms_server(work / f"scale-{size}", workers=2))
+            for size in sizes
+        }
+        for i in range(5 + profile.samples):  # alternating: the machine's drift hits both alike
+            for label, make in calls.items():
+                for size, (url, _) in servers.items():
+                    ms = timed_get(url + make(size))
+                    if i >= 5:
+                        samples[size].setdefault(label, []).append(ms)
+        for size, (_, proc) in servers.items():
+            rss[size] = max(rss_kib(pid) for pid in workers_of(proc.pid))
+    rows = []
+    for label in calls:
+        small, big = pct(samples["small"][label], 50), pct(samples["large"][label], 50)
+        rows.append(ratio_row(f"{label} p50 at {large} papers", big, small, "ms", "<= 1.5x", lambda r: r <= 1.5,
+                              f"baseline: the same calls at {sizes['small'] * workshops} papers, {workshops} editions"))  # fmt: skip
+    rows.append(ratio_row(f"RSS per worker at {large} papers", rss["large"], rss["small"], "KiB", "<= 1.2x",
+                          lambda r: r <= 1.2, "after the same requests; types over CMS_SNAPSHOT_MAX_ITEMS stay in SQL"))  # fmt: skip
+    cms_s, git_s = reindex["large"]
+    rows.append(ratio_row(f"cms reindex of {large} papers", cms_s, git_s, "s", "<= 5x", lambda r: r <= 5,
+                          f"baseline: git log --raw --no-renames of the same {workshops} commits"))  # fmt: skip
+    return rows
+
+
 def media(profile: Profile, work: Path) -> list[Row]:
     """What an image costs the repository: its growth after gc against the files' own bytes
     (git zlib-compresses blobs, which JPEG bytes resist: about 1x is right)."""
@@ -608,7 +696,7 @@ def main() -> int:
     parser.add_argument("--output", type=Path, help="write the table as JSON here")
     parser.add_argument(
         "--only",
-        default="reads,edits,histories,memory,media",
+        default="reads,edits,histories,memory,media,scale",
         help="comma-separated groups to run (edits includes the concurrent edits)",
     )
     args = parser.parse_args()
@@ -629,6 +717,8 @@ def main() -> int:
             rows += memory(profile, work)
         if "media" in groups:
             rows += media(profile, work)
+        if "scale" in groups:
+            rows += scale(profile, work)
     machine = {
         "cores": os.cpu_count(),
         "load_generator": "wrk -t1 -c8 (1 thread)" if shutil.which("wrk") else "Python (1 thread)",
