@@ -23,7 +23,7 @@ def test_bench_smoke_run(tmp_path: Path) -> None:
     scenarios = " ".join(row["scenario"] for row in result["rows"])
     for name in ("read one item", "revalidate", "GET /site", "one edit", "concurrent edits", "merged edits",
                  "item history", "?at=", "/history", "cms reindex", "memory", "repository size",
-                 "repository growth per image"):  # fmt: skip
+                 "repository growth per image", "papers"):  # fmt: skip
         assert name in scenarios
     for row in result["rows"]:
         assert row["cms"] > 0 and row["baseline"] > 0, row
