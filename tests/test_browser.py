@@ -65,7 +65,16 @@ def test_api_docs_render_offline_under_their_policy(
     srv, _svc = live
     browser.get(srv.url + "/docs")
     WebDriverWait(browser, 30).until(
-        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 55
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock-tag")) >= 18
+    )
+    tags = [
+        e.get_attribute("data-tag") for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-tag")
+    ]
+    assert {"workshops", "people", "papers", "media", "media-files", "site"} <= set(tags)
+    for tag in ("people", "site"):  # every tag starts closed and opens on a click
+        browser.find_element(By.CSS_SELECTOR, f".opblock-tag[data-tag='{tag}']").click()
+    WebDriverWait(browser, 10).until(
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) >= 15
     )
     summaries = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")]
     assert "/api/v1/people/{slug}" in summaries and "/api/v1/site" in summaries

@@ -77,7 +77,8 @@ def make_blueprint(ctype: ContentType) -> Blueprint:
         name,
         __name__,
         url_prefix=f"/api/v1/{name}",
-        description=f"{ctype.singular} items, stored as `{name}/<slug>.yaml` in git",
+        description=f"{ctype.singular} items, stored as `{name}/<slug>.yaml` in git"
+        + (", the file itself beside it" if ctype.companion_field else ""),
     )
     item_schema = ctype.item_schema_class
     # operationIds name the methods of generated clients: listPeople, getPerson, ...

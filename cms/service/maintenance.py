@@ -146,7 +146,7 @@ class Maintenance(Publishing):
     ) -> list[str]:
         """The files an item owns (a media item's bytes) are there, and are what it says."""
         problems: list[str] = []
-        head = self.store.read_ref(ref)
+        head = self.store.read_ref(ref) if ctype.companions(data) else None
         if head is None:
             return problems
         for path in ctype.companions(data):
