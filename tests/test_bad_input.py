@@ -276,3 +276,22 @@ def test_bad_input(
 
 def test_the_catalogue_is_long_enough() -> None:
     assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/publish/schedule/29251582065",
+        "/api/v1/webhooks/2147483648",
+        "/api/v1/webhooks/1/deliveries/99999999999/redeliver",
+        "/api/v1/previews/99999999999",
+    ],
+)
+def test_an_id_beyond_32_bits_names_nothing(
+    client: FlaskClient, tokens: dict[str, dict[str, str]], path: str
+) -> None:
+    """Found by the fuzzer on PostgreSQL: such an id reached the database as 'integer out
+    of range' and came back as a 503."""
+    method = "POST" if path.endswith("redeliver") else "DELETE" if "previews" in path else "GET"
+    r = client.open(path, method=method, headers=tokens["admin"])
+    assert r.status_code == 404 and r.is_json

@@ -288,7 +288,10 @@ def test_releases_failed_schedules_and_coalescing(
     (only,) = rebuild.delivered()
     assert only[1]["data"]["commit"] == commits[-1] and only[1]["data"]["commits"] == commits
     # a scheduled commit that leaves main: the schedule fails, and says so
-    soon = (datetime.now(UTC) + timedelta(seconds=0.5)).isoformat()
-    client.post("/api/v1/publish/schedule", json={"at": soon, "commit": commits[0]}, headers=admin)
+    soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()  # not past under load
+    r = client.post(
+        "/api/v1/publish/schedule", json={"at": soon, "commit": commits[0]}, headers=admin
+    )
+    assert r.status_code == 201, r.get_json()
     git(repo, "update-ref", "refs/heads/main", seed, commits[-1])
     until(client, lambda: any(p["type"] == "schedule.failed" for _, p in every.delivered()))

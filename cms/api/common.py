@@ -145,6 +145,9 @@ def release_param_schema(_converter: BaseConverter) -> dict[str, Any]:
     return {"type": "string", "pattern": RELEASE_NAME_PATTERN, "maxLength": 100}
 
 
+# ids are 32-bit integers in SQL: a larger one names nothing (404), never a database error
+ID = "int(max=2147483647)"
+
 CONVERTERS = {
     "slug": (SlugConverter, slug_param_schema),
     "commit": (CommitConverter, commit_param_schema),

@@ -10,6 +10,7 @@ from flask.views import MethodView
 from cms import previews
 from cms.api.common import (
     BEARER,
+    ID,
     Blueprint,
     json_response,
     require,
@@ -85,7 +86,7 @@ class Previews(MethodView):
             return json_response([described(r) for r in previews.visible_previews(session, who)])
 
 
-@blp.route("/<int:preview_id>")
+@blp.route(f"/<{ID}:preview_id>")
 class Preview(MethodView):
     @blp.requires("editor")
     @blp.response(204)

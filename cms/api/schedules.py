@@ -11,7 +11,7 @@ from flask import Response, url_for
 from flask.views import MethodView
 
 from cms import schedules
-from cms.api.common import BEARER, Blueprint, json_response, require, service, versions
+from cms.api.common import BEARER, ID, Blueprint, json_response, require, service, versions
 from cms.api.schemas import ScheduleCreateSchema, ScheduleSchema
 from cms.errors import Invalid
 from cms.service import MAIN
@@ -89,7 +89,7 @@ class Schedules(MethodView):
             return json_response([described(r) for r in schedules.list_schedules(session)])
 
 
-@blp.route("/<int:schedule_id>")
+@blp.route(f"/<{ID}:schedule_id>")
 class Schedule(MethodView):
     @blp.requires("auditor")
     @blp.response(200, ScheduleSchema)

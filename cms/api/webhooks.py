@@ -9,7 +9,7 @@ from flask import Response, url_for
 from flask.views import MethodView
 
 from cms import webhooks
-from cms.api.common import BEARER, Blueprint, json_response, service
+from cms.api.common import BEARER, ID, Blueprint, json_response, service
 from cms.api.schemas import (
     DeliverySchema,
     WebhookCreatedSchema,
@@ -99,7 +99,7 @@ class Webhooks(MethodView):
             return json_response([described(r) for r in webhooks.list_webhooks(session)])
 
 
-@blp.route("/<int:webhook_id>")
+@blp.route(f"/<{ID}:webhook_id>")
 class Webhook(MethodView):
     @blp.requires("admin")
     @blp.response(200, WebhookSchema)
@@ -135,7 +135,7 @@ class Webhook(MethodView):
         return Response(status=204)
 
 
-@blp.route("/<int:webhook_id>/rotate")
+@blp.route(f"/<{ID}:webhook_id>/rotate")
 class Rotate(MethodView):
     @blp.requires("admin")
     @blp.response(200, WebhookCreatedSchema)
@@ -152,7 +152,7 @@ class Rotate(MethodView):
             return json_response({**described(row), "secret": row.secret})
 
 
-@blp.route("/<int:webhook_id>/deliveries")
+@blp.route(f"/<{ID}:webhook_id>/deliveries")
 class Deliveries(MethodView):
     @blp.requires("admin")
     @blp.response(200, DeliverySchema(many=True))
@@ -169,7 +169,7 @@ class Deliveries(MethodView):
             return json_response([delivery(session, r) for r in rows])
 
 
-@blp.route("/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver")
+@blp.route(f"/<{ID}:webhook_id>/deliveries/<{ID}:delivery_id>/redeliver")
 class Redeliver(MethodView):
     @blp.requires("admin")
     @blp.response(200, DeliverySchema)
