@@ -317,17 +317,25 @@ def not_modified(tag: str) -> bool:
 
 
 _encoded: dict[tuple[Any, ...], bytes] = {}
+_encoded_bytes = 0
+ENCODED_MAX_BYTES = 8 * 1024 * 1024
 
 
 def cached_body(key: tuple[Any, ...], build: Callable[[], Any]) -> Callable[[], bytes]:
     """A JSON body encoded once per key. Keys name immutable things (a blob, a commit)."""
 
     def body() -> bytes:
+        global _encoded_bytes
         hit = _encoded.get(key)
         if hit is None:
-            if len(_encoded) >= 2048:
+            hit = current_app.json.dumps(build()).encode()
+            # bounded in count and in bytes: a worker's memory stays flat however large
+            # the bodies (a big edition's bundle) and however many commits go by
+            if len(_encoded) >= 2048 or _encoded_bytes + len(hit) > ENCODED_MAX_BYTES:
                 _encoded.clear()
-            hit = _encoded[key] = current_app.json.dumps(build()).encode()
+                _encoded_bytes = 0
+            _encoded[key] = hit
+            _encoded_bytes += len(hit)
         return hit
 
     return body

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import and_, select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from cms.errors import Invalid
@@ -59,11 +59,16 @@ class PagedItems(Mapping[str, Item]):
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
+        """A read between two looks at the ref's indexed head: both must be the snapshot's
+        commit (SQLite runs each SELECT on its own: a write may land between two of them)."""
         with self._sessions() as session:
-            head = session.get(RefHead, self.ref)
-            if head is None or head.sha != self.sha:
-                raise SnapshotMoved(self.ref)
+            self._check_head(session)
             yield session
+            self._check_head(session)
+
+    def _check_head(self, session: Session) -> None:
+        if session.scalar(select(RefHead.sha).where(RefHead.ref == self.ref)) != self.sha:
+            raise SnapshotMoved(self.ref)
 
     def __getitem__(self, slug: str) -> Item:
         """One item: one statement that also reads the ref's indexed head; the items asked
@@ -71,21 +76,9 @@ class PagedItems(Mapping[str, Item]):
         hit = self._recent.get(slug)
         if hit is not None:
             return hit
-        query = (
-            select(RefHead.sha, ItemRow.blob, ItemRow.data, ItemRow.error)
-            .select_from(RefHead)
-            .outerjoin(
-                ItemRow,
-                and_(
-                    ItemRow.ref == RefHead.ref,
-                    ItemRow.type == self.type_name,
-                    ItemRow.slug == slug,
-                ),
-            )
-            .where(RefHead.ref == self.ref)
-        )
+        params = {"ref": self.ref, "type": self.type_name, "slug": slug}
         with self._sessions() as session:
-            row = session.execute(query).first()
+            row = session.execute(_ITEM_AT_HEAD, params).first()
         if row is None or row.sha != self.sha:
             raise SnapshotMoved(self.ref)
         if row.blob is None:
@@ -129,10 +122,26 @@ class PagedItems(Mapping[str, Item]):
                 rows, total = page_items(
                     session, self.ref, self.type_name, filters, sort, search, offset, limit
                 )
-            if len(self._pages) >= 256:
+            if len(self._pages) >= 64:
                 self._pages.clear()
             hit = self._pages[key] = ([_item(row) for row in rows], total)
         return hit
+
+
+# one item of a ref with the ref's indexed head, in one statement (built once)
+_ITEM_AT_HEAD = (
+    select(RefHead.sha, ItemRow.blob, ItemRow.data, ItemRow.error)
+    .select_from(RefHead)
+    .outerjoin(
+        ItemRow,
+        and_(
+            ItemRow.ref == RefHead.ref,
+            ItemRow.type == bindparam("type"),
+            ItemRow.slug == bindparam("slug"),
+        ),
+    )
+    .where(RefHead.ref == bindparam("ref"))
+)
 
 
 def _item(row: ItemRow) -> Item:
