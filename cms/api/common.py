@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -316,7 +317,7 @@ def not_modified(tag: str) -> bool:
     return request.if_none_match.contains_weak(tag.removeprefix("W/").strip('"'))
 
 
-_encoded: dict[tuple[Any, ...], bytes] = {}
+_encoded: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
 _encoded_bytes = 0
 ENCODED_MAX_BYTES = 8 * 1024 * 1024
 
@@ -327,15 +328,17 @@ def cached_body(key: tuple[Any, ...], build: Callable[[], Any]) -> Callable[[], 
     def body() -> bytes:
         global _encoded_bytes
         hit = _encoded.get(key)
-        if hit is None:
-            hit = current_app.json.dumps(build()).encode()
-            # bounded in count and in bytes: a worker's memory stays flat however large
-            # the bodies (a big edition's bundle) and however many commits go by
-            if len(_encoded) >= 2048 or _encoded_bytes + len(hit) > ENCODED_MAX_BYTES:
-                _encoded.clear()
-                _encoded_bytes = 0
-            _encoded[key] = hit
-            _encoded_bytes += len(hit)
+        if hit is not None:
+            _encoded.move_to_end(key)
+            return hit
+        hit = current_app.json.dumps(build()).encode()
+        # the least recently used go first: bounded in count and in bytes, so a worker's
+        # memory stays flat however large the bodies (a big edition's bundle) and however
+        # many commits go by
+        _encoded[key] = hit
+        _encoded_bytes += len(hit)
+        while _encoded and (len(_encoded) > 2048 or _encoded_bytes > ENCODED_MAX_BYTES):
+            _encoded_bytes -= len(_encoded.popitem(last=False)[1])
         return hit
 
     return body
