@@ -114,6 +114,14 @@ def test_a_pdf_needs_no_alt_and_downloads_under_its_name(client: FlaskClient, ed
     disposition = r.headers["Content-Disposition"]
     assert disposition.startswith('attachment; filename="Rntgen paper.pdf"')
     assert "filename*=UTF-8''R%C3%B6ntgen%20paper.pdf" in disposition
+    # a name edited to hold a line break or quotes never breaks the header
+    url = f"/api/v1/media/{item['slug']}"
+    r = client.patch(url, json={"name": 'a "quoted"\nname\\.pdf'},
+                     headers={**editor, "If-Match": item["etag"]})  # fmt: skip
+    assert r.status_code == 200, r.get_json()
+    r = client.get(f"/{item['path']}")
+    assert r.status_code == 200
+    assert r.headers["Content-Disposition"].startswith('attachment; filename="a quotedname.pdf"')
 
 
 def test_range_requests(client: FlaskClient, editor: H) -> None:

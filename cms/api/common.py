@@ -146,6 +146,9 @@ def release_param_schema(_converter: BaseConverter) -> dict[str, Any]:
     return {"type": "string", "pattern": RELEASE_NAME_PATTERN, "maxLength": 100}
 
 
+# what names its content (a commit, a file's hash) never changes: cached for a year
+IMMUTABLE = "public, max-age=31536000, immutable"
+
 # ids are 32-bit integers in SQL: a larger one names nothing (404), never a database error
 ID = "int(max=2147483647)"
 

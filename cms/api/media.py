@@ -17,6 +17,7 @@ from werkzeug.datastructures import FileStorage
 from cms import media
 from cms.api.common import (
     BEARER,
+    IMMUTABLE,
     READ_ERRORS,
     WRITE_ERRORS,
     WRITE_RESPONSE_HEADERS,
@@ -31,7 +32,6 @@ from cms.errors import NotFound
 from cms.service import WriteResult
 from cms.types import TYPES, ContentType
 
-IMMUTABLE = "public, max-age=31536000, immutable"
 FORM_OVERHEAD = 64 * 1024  # the details and the multipart framing around the file
 
 
@@ -140,7 +140,7 @@ class MediaFile(MethodView):
         response.headers["Cache-Control"] = IMMUTABLE
         if ext == "pdf":  # never rendered in this origin: downloaded under its name
             label = str((item.data or {}).get("name") or name)
-            ascii_name = label.encode("ascii", "ignore").decode().replace('"', "") or name
+            ascii_name = "".join(c for c in label if " " <= c <= "~" and c not in '"\\') or name
             response.headers["Content-Disposition"] = (
                 f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(label)}"
             )

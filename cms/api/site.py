@@ -12,6 +12,7 @@ from marshmallow import RAISE
 
 from cms.api.common import (
     BEARER,
+    IMMUTABLE,
     OPTIONAL_BEARER,
     READ_ERRORS,
     Blueprint,
@@ -45,7 +46,6 @@ blp = Blueprint(
 )
 
 CDN_CACHE = "public, max-age=60, s-maxage=300, stale-while-revalidate=600"
-IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 Items = Mapping[str, Mapping[str, Item]]
