@@ -67,13 +67,22 @@ def url_field(description: str) -> fields.Url:
     )
 
 
-def media_link(description: str) -> fields.String:
+# the kind of file a media link accepts, as a media type pattern: a photo must be an image
+ACCEPTS = "x-accepts"
+
+
+def media_link(description: str, accepts: str = "image/*") -> fields.String:
     """A field holding the slug of a media item (a photo, a logo): the file's sha256."""
     return fields.String(
         allow_none=True,
         load_default=None,
         validate=slug_validators,
-        metadata={"description": description, LINKS_TO: "media", OMIT_NULL: True},
+        metadata={
+            "description": description,
+            LINKS_TO: "media",
+            ACCEPTS: accepts,
+            OMIT_NULL: True,
+        },
     )
 
 

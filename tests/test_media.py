@@ -319,10 +319,14 @@ def test_people_have_a_photo(client: FlaskClient, editor: H) -> None:
     etag = client.get(url + "?ref=main", headers=editor).headers["ETag"]
     r = client.patch(url, json={"photo": photo["slug"]}, headers={**editor, "If-Match": etag})
     assert r.status_code == 200 and r.get_json()["photo"] == photo["slug"]
-    r = client.patch(
-        url, json={"photo": "0" * 64}, headers={**editor, "If-Match": r.headers["ETag"]}
-    )
+    etag = r.headers["ETag"]
+    r = client.patch(url, json={"photo": "0" * 64}, headers={**editor, "If-Match": etag})
     assert r.status_code == 422
+    # a PDF is no portrait: the field accepts images only (x-accepts in the spec)
+    pdf = upload(client, editor, PDF, filename="cv.pdf").get_json()
+    r = client.patch(url, json={"photo": pdf["slug"]}, headers={**editor, "If-Match": etag})
+    assert r.status_code == 422
+    assert "application/pdf, not image/*" in str(r.get_json()["errors"]["json"]["photo"])
 
 
 def test_a_file_removed_by_hand_is_reported_by_check(

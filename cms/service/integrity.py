@@ -3,6 +3,7 @@ cannot be deleted; a published item must not link to unpublished ones."""
 
 from __future__ import annotations
 
+import fnmatch
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session
 from cms.errors import Conflict, Invalid
 from cms.index import ItemRow
 from cms.programme import zone
+from cms.schemas import ACCEPTS
 from cms.service.items import MAIN
 from cms.types import TYPES, ContentType
 
@@ -39,10 +41,17 @@ def check_links(
     hint: str = "",
 ) -> None:
     errors: dict[str, list[str]] = {}
+    declared = ctype.fields_schema().fields
     for name, target, slug in ctype.linked_slugs(data):
-        if session.get(ItemRow, (ref, target, slug)) is None:
+        row = session.get(ItemRow, (ref, target, slug))
+        if row is None:
             where = "" if ref == MAIN else f" on {ref.removeprefix('refs/heads/')}"
             errors.setdefault(name, []).append(f"No {target} item '{slug}'{where}.")
+            continue
+        accepts = declared[name].metadata.get(ACCEPTS) if name in declared else None
+        kind = (row.data or {}).get("media_type", "")
+        if accepts and not fnmatch.fnmatchcase(kind, accepts):
+            errors.setdefault(name, []).append(f"{target}/{slug} is {kind}, not {accepts}.")
     if not errors:
         errors = _outside_workshop(session, ctype, data, ref)
     if errors:

@@ -196,7 +196,7 @@ function fieldWidget(name, prop, ctx) {
       return w;
     });
   }
-  if (p["x-links-to"]) return pickerWidget(p["x-links-to"], false, ctx);
+  if (p["x-links-to"]) return pickerWidget(p["x-links-to"], false, ctx, p["x-accepts"]);
   if (p.format === "binary") return fileWidget(p, ctx);
   if (p.format === "markdown") return markdownWidget(ctx);
   if (p.format === "date-time") return dateTimeWidget(ctx);
@@ -389,7 +389,11 @@ function listWidget(itemSchema, ctx, make) {
 
 // Slugs of another type's items, chosen from those items: a select for one, an ordered list
 // with add, move and remove for many. Saved as slugs; shown with their titles.
-function pickerWidget(targetName, many, ctx) {
+// x-accepts: the kind of file a media link takes ("image/*"): other files are not offered
+const accepted = (item, accepts) => !accepts || (accepts.endsWith("/*")
+  ? String(item.media_type || "").startsWith(accepts.slice(0, -1)) : item.media_type === accepts);
+
+function pickerWidget(targetName, many, ctx, accepts) {
   const target = state.byName[targetName];
   const names = {};
   const label = (slug) => (names[slug] ? `${names[slug]} (${slug})` : slug);
@@ -397,7 +401,7 @@ function pickerWidget(targetName, many, ctx) {
   let chosen = [];
   const list = h("ol", { class: "chosen" });
   const loaded = target ? listAll(target).then((items) => {
-    for (const item of items) names[item.slug] = titleOf(target, item);
+    for (const item of items) if (accepted(item, accepts)) names[item.slug] = titleOf(target, item);
     draw();
   }).catch((e) => console.error(e)) : Promise.resolve();
   function options() {
