@@ -622,3 +622,15 @@ def test_upload_a_logo_with_its_alt_text(browser: Any, live: Live, tmp_path: Pat
     no_console_errors(browser)
     item = api(srv, "GET", f"/api/v1/media/{digest}?ref=main", editor).json()
     assert (item["alt"], item["licence"]) == ("TerraBytes logo: an orange rectangle", "CC-BY-4.0")
+    # a sponsor's logo is chosen among the images, and shown once chosen
+    from selenium.webdriver.support.ui import Select
+
+    browser.execute_script("location.hash = '#/t/sponsors/new'")
+    logo_picker = find(browser, "#f-logo")
+    wait(browser, lambda d: len(Select(logo_picker).options) == 2)
+    Select(logo_picker).select_by_visible_text(f"terrabytes-logo.png ({digest[:12]}\u2026)")
+    wait(browser, lambda d: d.execute_script(
+        "const i = document.querySelector('#field-logo .media-preview');"
+        "return !i.hidden && i.naturalWidth && i.alt"))  # fmt: skip
+    check_axe(browser, "new sponsor form with a logo")
+    shot(browser, "sponsor-logo")

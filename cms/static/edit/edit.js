@@ -396,12 +396,19 @@ const accepted = (item, accepts) => !accepts || (accepts.endsWith("/*")
 function pickerWidget(targetName, many, ctx, accepts) {
   const target = state.byName[targetName];
   const names = {};
-  const label = (slug) => (names[slug] ? `${names[slug]} (${slug})` : slug);
+  const files = {}; // a media item's path: the chosen image is shown beside the picker
+  const preview = h("img", { class: "media-preview", alt: "", hidden: true });
+  const short = (slug) => (slug.length === 64 ? `${slug.slice(0, 12)}…` : slug); // a file's sha256
+  const label = (slug) => (names[slug] ? `${names[slug]} (${short(slug)})` : slug);
   const select = h("select", { id: ctx.id, disabled: ctx.readonly });
   let chosen = [];
   const list = h("ol", { class: "chosen" });
   const loaded = target ? listAll(target).then((items) => {
-    for (const item of items) if (accepted(item, accepts)) names[item.slug] = titleOf(target, item);
+    for (const item of items) {
+      if (!accepted(item, accepts)) continue;
+      names[item.slug] = titleOf(target, item);
+      if (item.path && String(item.media_type).startsWith("image/")) files[item.slug] = item;
+    }
     draw();
   }).catch((e) => console.error(e)) : Promise.resolve();
   function options() {
@@ -414,6 +421,9 @@ function pickerWidget(targetName, many, ctx, accepts) {
   }
   function draw() {
     options();
+    const shown = !many && files[chosen[0]];
+    preview.hidden = !shown;
+    if (shown) { preview.src = `/${shown.path}`; preview.alt = shown.alt || ""; }
     if (!many) return;
     list.replaceChildren(...chosen.map((slug, i) => h("li", {}, h("span", { text: label(slug) }), !ctx.readonly && [
       i > 0 && h("button", { type: "button", class: "small", text: "Move up", "aria-label": `Move up ${label(slug)}`,
@@ -432,8 +442,9 @@ function pickerWidget(targetName, many, ctx, accepts) {
     if (ctx.readonly) select.id = "";
     return { el, input: ctx.readonly ? list : select, loaded, get: () => [...chosen], set(v) { chosen = [...(v || [])]; draw(); } };
   }
-  select.addEventListener("change", () => { chosen = select.value ? [select.value] : []; ctx.changed(); });
-  return { el: select, input: select, loaded, get: () => chosen[0] || null, set(v) { chosen = v ? [v] : []; draw(); } };
+  select.addEventListener("change", () => { chosen = select.value ? [select.value] : []; draw(); ctx.changed(); });
+  const el = accepts ? h("div", { class: "picker" }, select, preview) : select;
+  return { el, input: select, loaded, get: () => chosen[0] || null, set(v) { chosen = v ? [v] : []; draw(); } };
 }
 
 // ---------------------------------------------------------------- drafts (this tab only)
