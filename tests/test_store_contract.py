@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assert_fsck_clean
+from conftest import assert_fsck_clean, git
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +20,7 @@ from cms.database import make_engine
 from cms.errors import StaleETag
 from cms.service import MAIN, ContentService
 from cms.service.messages import split_message
+from cms.store import objects as objects_module
 from cms.store.errors import ObjectMissing, RefMoved
 from cms.store.git import GitStore
 from cms.store.memory import MemoryStore
@@ -138,6 +139,41 @@ def test_update_ref_is_a_compare_and_swap(store: Store) -> None:
     store.update_ref_if_equals("refs/tags/v1", c1, None, "tag", ME)
     assert store.list_refs("refs/heads/") == {MAIN: c3, "refs/heads/published": c2}
     assert store.read_ref("refs/heads/nothing") is None
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync-each"])
+def test_objects_written_together_land_together(
+    store: Store, syncfs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain of commits written in one block is readable inside it and on disk after it,
+    with one flush (syncfs) or, where there is none, an fsync per file; a block that fails
+    leaves no object behind."""
+    if not syncfs:
+        monkeypatch.setattr(objects_module, "_SYNCFS", None)
+    with store.objects() as objs:
+        with objs.together():
+            tip = None
+            for n in range(3):
+                tree = objs.tree_with_changes(
+                    objs.read_commit(tip).tree if tip else None,
+                    {f"people/p{n}.yaml": objs.write_blob(f"name: P{n}\n".encode())},
+                )
+                tip = objs.write_commit(tree, [tip] if tip else [], ME, ME, f"C{n}", WHEN)
+        store.update_ref_if_equals("refs/heads/main", tip, None, "chain", ME)
+    assert [e.commit.message.strip() for e in store.first_parent_log(tip, None)] == [
+        "C0", "C1", "C2",
+    ]  # fmt: skip
+    if isinstance(store, GitStore):
+        assert git(store.path, "cat-file", "-p", f"{tip}:people/p2.yaml") == "name: P2\n"
+        assert not list(store.path.glob("objects/*/tmp_obj_*"))
+    with store.objects() as objs, pytest.raises(RuntimeError), objs.together():
+        lost = objs.write_blob(b"never made durable\n")
+        raise RuntimeError("the chain failed")
+    with store.objects() as objs:
+        if isinstance(store, GitStore):
+            with pytest.raises(ObjectMissing):
+                objs.read_blob(lost)
+            assert not list(store.path.glob("objects/*/tmp_obj_*"))
 
 
 def test_first_parent_log(store: Store) -> None:

@@ -231,7 +231,7 @@ def actor() -> auth.Actor:
         if "Authorization" not in request.headers:
             g.actor = auth.ANONYMOUS  # no database round trip for the public site
         else:
-            with service().accounts_session() as session:
+            with service().accounts_session(write=False) as session:
                 g.actor = auth.authenticate(session, request.headers.get("Authorization"))
     result: auth.Actor = g.actor
     return result

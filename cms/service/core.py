@@ -29,7 +29,13 @@ from cms.service.items import (
     load_item,
     parse_item,
 )
-from cms.service.messages import action_of, commit_message, split_message, token_id_of
+from cms.service.messages import (
+    TOKEN_TRAILER,
+    action_of,
+    commit_message,
+    split_message,
+    token_id_of,
+)
 from cms.service.mirror import Mirror
 from cms.store.errors import RefMoved, StoreError
 from cms.store.git import GitStore
@@ -93,6 +99,7 @@ class ServiceBase:
         self._accounts_sessions = sessionmaker(
             self.accounts_engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
+        self._accounts_reads = sessionmaker(self.accounts_engine, expire_on_commit=False)
         self._snapshots: dict[str, Snapshot] = {}
         # a type with more items than this on a ref is read from SQL a page at a time instead
         # of being held in each worker's memory (CMS_SNAPSHOT_MAX_ITEMS)
@@ -120,9 +127,11 @@ class ServiceBase:
             yield session
 
     @contextmanager
-    def accounts_session(self) -> Iterator[Session]:
-        """A transaction on the accounts (tokens) database."""
-        with self._accounts_sessions() as session, session.begin():
+    def accounts_session(self, write: bool = True) -> Iterator[Session]:
+        """A transaction on the accounts (tokens) database; write=False for a lookup, which
+        on SQLite then waits for no writer (BEGIN, not BEGIN IMMEDIATE)."""
+        sessions = self._accounts_sessions if write else self._accounts_reads
+        with sessions() as session, session.begin():
             yield session
 
     def dispose(self) -> None:
@@ -249,9 +258,7 @@ class ServiceBase:
         trailers: list[str],
     ) -> CommitInfo:
         """Write one commit and move ref to it by compare-and-swap. Caller holds the lock."""
-        if actor.token_id is not None:
-            trailers = [*trailers, f"CMS-Token-Id: {actor.token_id}"]
-        message = commit_message(subject, reason, trailers)
+        message = commit_message(subject, reason, signed(actor, trailers))
         author = self.identity(actor)
         when = int(time.time())
         sha = objs.write_commit(tree, parents, author, self.committer, message, when)
@@ -266,10 +273,10 @@ class ServiceBase:
         """Who a commit or tag names: the editor, or the CMS for work of its own."""
         return Identity(actor.name or self.committer.name, actor.email or self.committer.email)
 
-    def _refs_moved(self) -> None:
+    def _refs_moved(self, commits: int = 1) -> None:
         if self.mirror is not None:
             self.mirror.notify()
-        self._commits_since_gc += 1
+        self._commits_since_gc += commits
         if self.gc_every and self._commits_since_gc >= self.gc_every:
             self._commits_since_gc = 0
             # in the background: packing never delays the edit that triggered it
@@ -285,6 +292,13 @@ class ServiceBase:
         self, objs: ObjectAccess, ctype: ContentType, slug: str, blob: str | None
     ) -> Item | None:
         return item_from_blob(objs, ctype.name, slug, blob)
+
+
+def signed(actor: Actor, trailers: list[str]) -> list[str]:
+    """A commit's trailers with the token that made it, if any."""
+    if actor.token_id is None:
+        return trailers
+    return [*trailers, f"{TOKEN_TRAILER}{actor.token_id}"]
 
 
 def commit_record(entry: LogEntry) -> CommitRecord:

@@ -9,6 +9,8 @@ import re
 from cms.errors import Invalid
 
 REASON_MAX = 1000
+MERGE_TRAILER = "CMS-Merge-Base: "  # a commit merged with what changed since its base
+TOKEN_TRAILER = "CMS-Token-Id: "  # noqa: S105 (the id of the API token that made it)
 TRAILER = re.compile(r"^([A-Za-z0-9][A-Za-z0-9-]*): (.*)$")
 _TRAILER_LIKE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*\s*:")
 

@@ -1,9 +1,10 @@
 """The write path: every change to content (create, replace, patch, delete, revert) goes
 through `WritePath._write`, the one place where an edit becomes a commit.
 
-The new version is worked out against the current head and its blob stored before the lock;
-under the lock the item is confirmed at the (possibly newer) head, or the work is done again,
-and only the trees, the commit, the ref and the index are written there.
+The new version is worked out against the current head and its blob stored before the lock,
+and left in the queue; whoever holds the lock next commits it with the others waiting, as one
+chain (group.py). An edit that no longer holds there comes back to its writer, who confirms
+it at the (newer) head or does the work again, under the lock.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from sqlalchemy.orm import Session
 from cms.auth import Actor
 from cms.errors import (
     Conflict,
-    Invalid,
     MergeConflict,
     NotFound,
     PreconditionRequired,
     StaleETag,
 )
 from cms.index import ChangeRow, ItemRow, RefHead
-from cms.service.core import retry_on_ref_moved
+from cms.service.core import retry_on_ref_moved, signed
+from cms.service.group import GroupCommit, Prepared
 from cms.service.integrity import check_links_of
 from cms.service.items import (
     MAIN,
@@ -34,14 +35,14 @@ from cms.service.items import (
     blob_id,
     companion_changes,
     item_from_blob,
-    slugify,
     valid_item,
 )
 from cms.service.merge import three_way
-from cms.service.messages import clean_reason
-from cms.service.reads import Reads
+from cms.service.messages import MERGE_TRAILER, clean_reason
+from cms.store.lock import LockTimeout
 from cms.store.log import LogEntry
 from cms.store.objects import ZERO, ObjectAccess
+from cms.store.queue import new_id as new_request_id
 from cms.types import ContentType
 
 
@@ -72,6 +73,7 @@ class _Plan:
     new_blob: str | None
     merged_from: str | None = None  # the base it was merged from, when the item had moved
     companions: tuple[tuple[str, str | None], ...] = ()  # files it owns: (path, blob or None)
+    yours: dict[str, Any] | None = None  # with X-Merge-Base: the edit applied to its base
 
     @property
     def changed(self) -> bool:
@@ -101,7 +103,7 @@ def if_match_tags(if_match: IfMatch) -> tuple[str, ...] | None:
     return (if_match,) if isinstance(if_match, str) else tuple(if_match)
 
 
-class WritePath(Reads):
+class WritePath(GroupCommit):
     """The one place where an edit becomes a commit: planned, confirmed under the lock,
     committed, indexed."""
 
@@ -130,7 +132,60 @@ class WritePath(Reads):
         plan = self._plan_unlocked(ctype, slug, make, edit)
         if plan is not None and not plan.changed:
             return plan.unchanged()
-        return self._write_locked(ctype, slug, make, edit, actor, message_reason, plan)
+        if plan is None:  # the index lags behind git: all of it under the lock
+            return self._write_locked(ctype, slug, make, edit, actor, message_reason, plan)
+        request = self._prepared(ctype, slug, edit, actor, message_reason, plan)
+        self.queue.submit(request.id, request.payload())
+        try:
+            for attempt in range(3):
+                try:
+                    return self._write_locked(
+                        ctype, slug, make, edit, actor, message_reason, plan, request
+                    )
+                except LockTimeout:
+                    # a writer that gives up must take its edit back; if a lock holder has
+                    # claimed it already, its outcome is coming: wait for that instead
+                    if attempt == 2 or self.queue.withdraw(request.id):
+                        raise
+            raise AssertionError("unreachable")
+        finally:
+            self.queue.forget(request.id)
+
+    def _prepared(
+        self,
+        ctype: ContentType,
+        slug: str,
+        edit: Edit,
+        actor: Actor,
+        message_reason: str,
+        plan: _Plan,
+    ) -> Prepared:
+        """The edit as the lock holder commits it (see group.py)."""
+        return Prepared(
+            id=new_request_id(),
+            type=ctype.name,
+            slug=slug,
+            head=plan.head,
+            current_blob=plan.current_blob,
+            new_blob=plan.new_blob,
+            data=plan.new_data,
+            companions=plan.companions,
+            subject=self._subject(ctype, slug, edit),
+            reason=message_reason,
+            trailers=tuple(signed(actor, self._trailers(edit, plan))),
+            author=self.identity(actor),
+            merge_base=edit.merge_base,
+            yours=plan.yours,
+        )
+
+    @staticmethod
+    def _subject(ctype: ContentType, slug: str, edit: Edit) -> str:
+        return f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}"
+
+    @staticmethod
+    def _trailers(edit: Edit, plan: _Plan) -> list[str]:
+        merged = [f"{MERGE_TRAILER}{plan.merged_from}"] if plan.merged_from else []
+        return [f"CMS-Action: {edit.action}", *edit.trailers, *merged]
 
     @retry_on_ref_moved
     def _write_locked(
@@ -142,9 +197,12 @@ class WritePath(Reads):
         actor: Actor,
         message_reason: str,
         plan: _Plan | None,
+        request: Prepared | None = None,
     ) -> WriteResult:
-        """Under the lock: confirm or redo the plan at the indexed head, commit, move the ref
-        from that head (RefMoved if git moved it meanwhile), index the commit.
+        """Under the lock: find the queued edit committed by the lock holder before us, or
+        commit the queue ourselves (group.py). An edit handed back, or one that was never
+        queued: confirm or redo the plan at the indexed head, commit, move the ref from that
+        head (RefMoved if git moved it meanwhile), index the commit.
 
         Once the ref has moved the edit is durable: it is acknowledged even when indexing it
         fails (the catch-up indexes it on the next read)."""
@@ -152,6 +210,13 @@ class WritePath(Reads):
         landed: WriteResult | None = None
         try:
             with self.locked() as session:
+                if request is not None:
+                    landed = self._queued(ctype, slug, plan, request)
+                    if landed is None:
+                        self._lead(session)
+                        landed = self._queued(ctype, slug, plan, request)
+                    if landed is not None:
+                        return landed
                 _, synced = self.sync_ref(session, MAIN)
                 head = synced.sha if synced else None  # the swap expects what the index holds
                 with self.store.objects() as objs:
@@ -180,13 +245,9 @@ class WritePath(Reads):
                         ),
                         [head] if head else [],
                         actor,
-                        f"{edit.action.title()} {ctype.name}/{slug}{edit.subject_suffix}",
+                        self._subject(ctype, slug, edit),
                         message_reason,
-                        [
-                            f"CMS-Action: {edit.action}",
-                            *edit.trailers,
-                            *([f"CMS-Merge-Base: {plan.merged_from}"] if plan.merged_from else []),
-                        ],
+                        self._trailers(edit, plan),
                     )
                 new_blob, new_data = plan.new_blob, plan.new_data
                 item = Item(ctype.name, slug, new_blob, new_data) if new_blob and new_data else None
@@ -200,11 +261,29 @@ class WritePath(Reads):
                     known={new_blob: new_data} if new_blob and new_data else None,
                 )
         except Exception:
+            if landed is None and request is not None:
+                landed = self._queued(ctype, slug, plan, request)
             if landed is None:
                 raise
             log.exception("%s landed but indexing it failed: the catch-up will", landed.commit)
         assert landed is not None
         return landed
+
+    def _queued(
+        self, ctype: ContentType, slug: str, plan: _Plan | None, request: Prepared
+    ) -> WriteResult | None:
+        """The outcome of a queued edit, once a lock holder has committed it."""
+        _, commit, blob = self.queue.outcome(request.id)
+        if commit is None or plan is None:
+            return None
+        data = plan.new_data
+        if blob != plan.new_blob:  # merged again by the lock holder
+            with self.store.objects() as objs:
+                again = item_from_blob(objs, ctype.name, slug, blob)
+            data = again.data if again is not None else None
+        item = Item(ctype.name, slug, blob, data) if blob and data else None
+        merged = bool(plan.merged_from) or blob != plan.new_blob
+        return WriteResult(item, commit, changed=True, merged=merged)
 
     def _plan_unlocked(
         self,
@@ -245,7 +324,7 @@ class WritePath(Reads):
         )
         if edit.create and current is not None:
             raise Conflict(f"{ctype.name}/{slug} already exists.", etag=current_blob)
-        merged_from = None
+        merged_from = yours = None
         if not edit.create:
             if current is None and not edit.absent_ok:
                 raise NotFound(f"No {ctype.name} item '{slug}'.")
@@ -257,15 +336,25 @@ class WritePath(Reads):
         new_data: dict[str, Any] | None
         if merged_from is not None:
             assert current is not None
-            new_data = self._merged(session, objs, ctype, slug, make, merged_from, current)
+            new_data, yours = self._merged(session, objs, ctype, slug, make, merged_from, current)
         else:
             new_data = make(current.data if current else None)
+            yours = new_data if edit.merge_base is not None else None
         check_links_of(session, ctype, slug, new_data)
         raw = ctype.file_bytes(new_data) if new_data is not None else None
         new_blob = blob_id(raw) if raw is not None else None
         companions = companion_changes(objs, ctype, tree, current, new_data, dict(edit.files))
         return _Plan(
-            head, tree, current_blob, current, new_data, raw, new_blob, merged_from, companions
+            head,
+            tree,
+            current_blob,
+            current,
+            new_data,
+            raw,
+            new_blob,
+            merged_from,
+            companions,
+            yours,
         )
 
     def _merged(
@@ -277,8 +366,9 @@ class WritePath(Reads):
         make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
         base_blob: str,
         current: Item,
-    ) -> dict[str, Any]:
-        """The edit made against its base, merged field by field with the current version."""
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The edit made against its base, merged field by field with the current version;
+        and the edit as made against its base."""
         stale = StaleETag(current.as_json(), current.blob)
         was_a_version = session.scalar(
             select(ChangeRow.id)
@@ -294,7 +384,7 @@ class WritePath(Reads):
         merged, conflicts = three_way(ctype, base.data, current.data, yours)
         if conflicts:
             raise MergeConflict(conflicts, current.as_json(), current.blob)
-        return valid_item(ctype, merged, "The merged item is not valid.")
+        return valid_item(ctype, merged, "The merged item is not valid."), yours
 
     @staticmethod
     def _store_blob(objs: ObjectAccess, plan: _Plan) -> None:
@@ -308,127 +398,3 @@ class WritePath(Reads):
         if row is None or row.blob != blob:
             return None
         return Item(ctype.name, slug, row.blob, row.data, row.error)
-
-
-class Writes(WritePath):
-    """Create, replace, patch, delete and revert items on main: one commit each."""
-
-    def create(
-        self, ctype: ContentType, body: dict[str, Any], actor: Actor, reason: str | None
-    ) -> WriteResult:
-        body = dict(body)
-        slug = body.pop("slug", None) or slugify(str(body.get(ctype.title_field) or ""))
-        if not slug:
-            raise Invalid(
-                "Give a slug: none can be derived from the title.",
-                errors={"json": {"slug": ["Missing and not derivable."]}},
-            )
-        data = ctype.schema.dump(body)
-        return self._write(
-            ctype, slug, lambda _: data, Edit("create", None, create=True), actor, reason
-        )
-
-    def upload(
-        self,
-        ctype: ContentType,
-        data: dict[str, Any],
-        raw: bytes,
-        actor: Actor,
-        reason: str | None,
-    ) -> WriteResult:
-        """A new media item: its file stored under its content-addressed path, and its sidecar,
-        in one commit. Slug and path come from the bytes (the sha256)."""
-        data = valid_item(ctype, data, "The file's details are not valid.")
-        with self.store.objects() as objs:
-            blob = objs.write_blob(raw)
-        (path,) = ctype.companions(data)
-        edit = Edit("create", None, create=True, files=((path, blob),))
-        return self._write(ctype, data["sha256"], lambda _: data, edit, actor, reason)
-
-    def replace(
-        self,
-        ctype: ContentType,
-        slug: str,
-        body: dict[str, Any],
-        if_match: IfMatch,
-        actor: Actor,
-        reason: str | None,
-        merge_base: str | None = None,
-    ) -> WriteResult:
-        data = ctype.schema.dump(body)
-
-        def make(current: dict[str, Any] | None) -> dict[str, Any]:
-            if not ctype.server_fields:
-                return data
-            kept = {k: v for k, v in (current or {}).items() if k in ctype.server_fields}
-            return valid_item(ctype, {**data, **kept}, "The item is not valid.")
-
-        edit = Edit("update", if_match_tags(if_match), merge_base=merge_base)
-        return self._write(ctype, slug, make, edit, actor, reason)
-
-    def patch(
-        self,
-        ctype: ContentType,
-        slug: str,
-        patch: dict[str, Any],
-        if_match: IfMatch,
-        actor: Actor,
-        reason: str | None,
-        merge_base: str | None = None,
-    ) -> WriteResult:
-        removed = [name for name, value in patch.items() if value is None]
-        given = ctype.schema.dump({k: v for k, v in patch.items() if v is not None})
-
-        def merge(current: dict[str, Any] | None) -> dict[str, Any]:
-            merged = {k: v for k, v in (current or {}).items() if k not in removed}
-            merged.update(given)
-            return valid_item(ctype, merged, "The patched item is not valid.")
-
-        edit = Edit("update", if_match_tags(if_match), merge_base=merge_base)
-        return self._write(ctype, slug, merge, edit, actor, reason)
-
-    def delete(
-        self,
-        ctype: ContentType,
-        slug: str,
-        if_match: IfMatch,
-        actor: Actor,
-        reason: str | None,
-    ) -> WriteResult:
-        return self._write(
-            ctype, slug, lambda _: None, Edit("delete", if_match_tags(if_match)), actor, reason
-        )
-
-    def revert(
-        self,
-        ctype: ContentType,
-        slug: str,
-        to: str,
-        if_match: IfMatch,
-        actor: Actor,
-        reason: str | None,
-    ) -> WriteResult:
-        """Restore the item as of commit `to` as a new commit; history is never rewritten."""
-        with self.store.objects() as objs:
-            tree = objs.read_commit(to).tree
-            old = self._current(objs, ctype, slug, objs.blob_at(tree, ctype.path(slug)))
-            if old is None or old.data is None or old.error is not None:
-                raise NotFound(
-                    f"{ctype.name}/{slug} did not exist at {to[:12]}: nothing to restore."
-                )
-            # the files it owned then come back with it (a media item's bytes)
-            files = tuple(
-                (p, blob)
-                for p in ctype.companions(old.data)
-                if (blob := objs.blob_at(tree, p)) is not None
-            )
-        data = old.data
-        edit = Edit(
-            "revert",
-            if_match_tags(if_match),
-            absent_ok=True,
-            subject_suffix=f" to {to[:12]}",
-            trailers=(f"CMS-Reverted-To: {to}",),
-            files=files,
-        )
-        return self._write(ctype, slug, lambda _: data, edit, actor, reason)

@@ -9,7 +9,7 @@ runs one suite against both stores.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -73,7 +73,13 @@ class MemoryStore:
         return {name: sha for name, sha in self._refs.items() if name.startswith(prefix)}
 
     def update_ref_if_equals(
-        self, ref: str, new: str, old: str | None, reason: str, who: Identity
+        self,
+        ref: str,
+        new: str,
+        old: str | None,
+        reason: str,
+        who: Identity,
+        steps: Sequence[tuple[str, str, Identity]] = (),
     ) -> None:
         assert HEX40.match(new) and (old is None or HEX40.match(old))
         with self._mutex:

@@ -6,12 +6,14 @@ repository's object database, below) or `MemoryObjects` (the test twin, store/me
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import itertools
 import os
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -148,6 +150,13 @@ class ObjectAccess:
         """Keep one object (durably, before a ref may point at it); its id."""
         raise NotImplementedError
 
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        """Objects written in the block become durable together when it ends (one flush for
+        a chain of commits, as git's core.fsyncMethod=batch), instead of one by one. They are
+        readable here meanwhile; no ref may point at them before the block has ended."""
+        yield
+
     def _read(self, sha: str, kind: str) -> bytes:
         found, data = self._load(sha)
         if found != kind:
@@ -280,8 +289,43 @@ class GitObjects(ObjectAccess):
         super().__init__()
         self._odb = odb
         self._dir = objects_dir
+        # inside together(): objects written but not yet durable, and where they go
+        self._pending: dict[str, tuple[str, bytes]] | None = None
+        self._moves: list[tuple[Path, Path]] = []
+
+    @contextmanager
+    def together(self) -> Iterator[None]:
+        if self._pending is not None:  # already inside one: the outer block flushes
+            yield
+            return
+        self._pending, self._moves = {}, []
+        try:
+            yield
+            self._flush()
+        finally:
+            for tmp, _ in self._moves:
+                tmp.unlink(missing_ok=True)
+            self._pending, self._moves = None, []
+
+    def _flush(self) -> None:
+        """Make the block's objects durable: their bytes, then their names."""
+        if not self._moves:
+            return
+        if not sync_filesystem(self._dir):
+            for tmp, _ in self._moves:
+                fsync_file(tmp)
+        folders = set()
+        for tmp, path in self._moves:
+            os.replace(tmp, path)
+            folders.add(path.parent)
+        self._moves = []
+        if not sync_filesystem(self._dir):
+            for folder in folders:
+                fsync_dir(folder)
 
     def _load(self, sha: str) -> tuple[str, bytes]:
+        if self._pending and sha in self._pending:
+            return self._pending[sha]
         try:
             binsha = bytes.fromhex(sha)
             try:
@@ -320,6 +364,8 @@ class GitObjects(ObjectAccess):
         sha, raw = object_id(kind, data)
         folder = self._dir / sha[:2]
         path = folder / sha[2:]
+        if self._pending is not None and sha in self._pending:
+            return sha
         if path.exists():  # written before, perhaps by git with other fsync settings
             # freshened as git freshens it: a `git gc --auto` running now must not prune an
             # old unreachable object that the commit being made is about to reference
@@ -339,6 +385,12 @@ class GitObjects(ObjectAccess):
             view = memoryview(zlib.compress(raw))
             while view:
                 view = view[os.write(fd, view) :]
+            if self._pending is not None:  # made durable with the others, then renamed
+                os.close(fd)
+                fd = -1
+                self._pending[sha] = (kind, data)
+                self._moves.append((tmp, path))
+                return sha
             os.fsync(fd)
             os.close(fd)
             fd = -1
@@ -350,6 +402,33 @@ class GitObjects(ObjectAccess):
             raise
         fsync_dir(folder)
         return sha
+
+
+def _syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    found: Callable[[int], int] | None = getattr(libc, "syncfs", None)
+    return found
+
+
+_SYNCFS = _syncfs()
+
+
+def sync_filesystem(path: Path) -> bool:
+    """Flush everything written to the file system that holds path, in one call (Linux's
+    syncfs); False where there is no such call, and the caller fsyncs file by file."""
+    if _SYNCFS is None:
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _SYNCFS(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), str(path))
+    finally:
+        os.close(fd)
+    return True
 
 
 def fsync_file(path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from cms.store.errors import RefLocked, RefMoved
@@ -88,10 +89,18 @@ class RefFiles:
         return refs
 
     def update_ref_if_equals(
-        self, ref: str, new: str, old: str | None, reason: str, who: Identity
+        self,
+        ref: str,
+        new: str,
+        old: str | None,
+        reason: str,
+        who: Identity,
+        steps: Sequence[tuple[str, str, Identity]] = (),
     ) -> None:
         """Move ref to new only if it still points to old (None: only if it does not exist);
-        the reflog line names `who` and the reason.
+        the reflog line names `who` and the reason. steps: a chain of commits moved over at
+        once, (commit, reason, who) each, oldest first: one reflog line each, as if the ref
+        had moved commit by commit.
 
         git's own protocol, in-process: take `<ref>.lock` (O_EXCL, so a git command run by
         hand and the CMS exclude each other), compare, write and fsync, log, rename.
@@ -110,9 +119,13 @@ class RefFiles:
             os.fsync(fd)
             os.close(fd)
             fd = -1
-            self._log_ref(ref, old, new, reason, who)
+            lines, before = [], old
+            for step, why, by in steps or [(new, reason, who)]:
+                lines.append((before, step, why, by))
+                before = step
+            self._log_ref(ref, lines)
             if self._head_target() == ref:  # as git: HEAD's reflog follows its branch
-                self._log_ref("HEAD", old, new, reason, who)
+                self._log_ref("HEAD", lines)
             os.replace(lock, path)
             fsync_dir(path.parent)
         except BaseException:
@@ -165,14 +178,18 @@ class RefFiles:
             return None
         return head.removeprefix("ref: ").strip() if head.startswith("ref: ") else None
 
-    def _log_ref(self, ref: str, old: str | None, new: str, reason: str, who: Identity) -> None:
-        """Append to the ref's reflog, as git does (core.logAllRefUpdates)."""
+    def _log_ref(self, ref: str, lines: list[tuple[str | None, str, str, Identity]]) -> None:
+        """Append to the ref's reflog, as git does (core.logAllRefUpdates): (old, new, reason,
+        who) each."""
         logfile = self.path / "logs" / ref
         logfile.parent.mkdir(parents=True, exist_ok=True)
-        message = " ".join(reason.split())[:200]
-        line = f"{old or ZERO} {new} {who.signature(int(time.time()))}\t{message}\n"
+        when = int(time.time())
+        text = "".join(
+            f"{old or ZERO} {new} {who.signature(when)}\t{' '.join(reason.split())[:200]}\n"
+            for old, new, reason, who in lines
+        )
         fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
-            os.write(fd, line.encode("utf-8"))
+            os.write(fd, text.encode("utf-8"))
         finally:
             os.close(fd)
