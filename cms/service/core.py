@@ -169,9 +169,11 @@ class ServiceBase:
         auth.create_tables(self.accounts_engine)  # tokens and preview links
 
     @contextmanager
-    def locked(self) -> Iterator[Session]:
-        """The write lock and one index transaction, committed before the lock is released."""
-        with write_lock(self.lock_path, self.lock_timeout), self.write_session() as session:
+    def locked(self, wait: bool = True) -> Iterator[Session]:
+        """The write lock and one index transaction, committed before the lock is released.
+        wait=False: LockBusy at once if another process holds the lock."""
+        timeout = self.lock_timeout if wait else 0
+        with write_lock(self.lock_path, timeout), self.write_session() as session:
             yield session
 
     # --- from git into the index ---------------------------------------------------------------

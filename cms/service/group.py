@@ -92,6 +92,9 @@ class Prepared:
         )
 
 
+Landed = tuple[str, str | None]  # the commit that carries an edit, and the item's new blob
+
+
 @dataclass
 class _Chain:
     """The commits made so far in one lock hold, on top of the indexed head."""
@@ -103,7 +106,7 @@ class _Chain:
     known: dict[str, dict[str, Any]]  # blob -> data of what the chain wrote
     steps: list[tuple[str, str, Identity]]  # (commit, reflog reason, who)
     moved: list[str]  # the type of each item the chain changed
-    outcomes: dict[str, tuple[str, str | None] | None]  # id -> (commit, blob); None: redo
+    outcomes: dict[str, Landed | None]  # request id -> where it landed; None: do it again
 
 
 class GroupCommit(Reads):
@@ -113,15 +116,21 @@ class GroupCommit(Reads):
     def queue(self) -> EditQueue:
         return EditQueue(self.store.path.with_name(self.store.path.name + ".cms-queue"))
 
-    def _lead(self, session: Session) -> None:
-        """Caller holds the lock: commit every edit waiting in the queue as one chain, and
-        leave each its outcome. Outcomes are written once the ref that holds them is durable;
+    def _lead(
+        self,
+        session: Session,
+        outcomes: dict[str, Landed | None],
+        own: Prepared | None = None,
+    ) -> None:
+        """Caller holds the lock: commit every edit waiting in the queue, and its own edit if
+        it did not queue it, as one chain; leave each queued edit its outcome, and put every
+        outcome in `outcomes`. Outcomes are given once the ref that holds them is durable;
         the index follows in the caller's transaction."""
         queue = self.queue
         _, synced = self.sync_ref(session, MAIN)
         self._recover(session, queue)
         claimed = queue.claim()
-        if not claimed:
+        if not claimed and own is None:
             return
         head = synced.sha if synced else None
         with self.store.objects() as objs:
@@ -135,22 +144,29 @@ class GroupCommit(Reads):
                         chain.outcomes[request_id] = None
                         continue
                     self._add(session, objs, chain, request)
+                if own is not None:
+                    self._add(session, objs, chain, own)
+        others = {k: v for k, v in chain.outcomes.items() if own is None or k != own.id}
+        landed = {k: list(v) for k, v in others.items() if v is not None}
+        if chain.entries:
+            assert chain.tip is not None
+            if landed:
+                queue.write_journal(landed)
+            try:
+                self.store.update_ref_if_equals(
+                    MAIN, chain.tip, chain.base, chain.steps[-1][1], chain.steps[-1][2],
+                    chain.steps,
+                )  # fmt: skip
+            except BaseException:
+                queue.clear_journal()  # the ref did not move: the claimed edits are redone
+                raise
+        for request_id, done in others.items():
+            queue.finish(request_id, *(done or (None, None)))
+        outcomes.update(chain.outcomes)
         if not chain.entries:
-            for request_id in chain.outcomes:
-                queue.finish(request_id, None)
             return
-        assert chain.tip is not None
-        queue.write_journal({k: list(v) for k, v in chain.outcomes.items() if v is not None})
-        try:
-            self.store.update_ref_if_equals(
-                MAIN, chain.tip, chain.base, chain.steps[-1][1], chain.steps[-1][2], chain.steps
-            )
-        except BaseException:
-            queue.clear_journal()  # the ref did not move: the claimed edits are done again
-            raise
-        for request_id, landed in chain.outcomes.items():
-            queue.finish(request_id, *(landed or (None, None)))
-        queue.clear_journal()
+        if landed:
+            queue.clear_journal()
         self._refs_moved(len(chain.entries))
         self.record(session, MAIN, chain.entries, head_row=synced, known=chain.known)
 

@@ -27,7 +27,7 @@ from cms.errors import (
 )
 from cms.index import ChangeRow, ItemRow, RefHead
 from cms.service.core import retry_on_ref_moved, signed
-from cms.service.group import GroupCommit, Prepared
+from cms.service.group import GroupCommit, Landed, Prepared
 from cms.service.integrity import check_links_of
 from cms.service.items import (
     MAIN,
@@ -39,7 +39,7 @@ from cms.service.items import (
 )
 from cms.service.merge import three_way
 from cms.service.messages import MERGE_TRAILER, clean_reason
-from cms.store.lock import LockTimeout
+from cms.store.lock import LockBusy, LockTimeout
 from cms.store.log import LogEntry
 from cms.store.objects import ZERO, ObjectAccess
 from cms.store.queue import new_id as new_request_id
@@ -135,12 +135,18 @@ class WritePath(GroupCommit):
         if plan is None:  # the index lags behind git: all of it under the lock
             return self._write_locked(ctype, slug, make, edit, actor, message_reason, plan)
         request = self._prepared(ctype, slug, edit, actor, message_reason, plan)
+        try:  # the lock is free: commit it now, with whatever waits in the queue
+            return self._write_locked(
+                ctype, slug, make, edit, actor, message_reason, plan, request, queued=False
+            )
+        except LockBusy:
+            pass  # queue it behind the lock holder, who may commit it with its own
         self.queue.submit(request.id, request.payload())
         try:
             for attempt in range(3):
                 try:
                     return self._write_locked(
-                        ctype, slug, make, edit, actor, message_reason, plan, request
+                        ctype, slug, make, edit, actor, message_reason, plan, request, queued=True
                     )
                 except LockTimeout:
                     # a writer that gives up must take its edit back; if a lock holder has
@@ -198,23 +204,34 @@ class WritePath(GroupCommit):
         message_reason: str,
         plan: _Plan | None,
         request: Prepared | None = None,
+        queued: bool = False,
     ) -> WriteResult:
         """Under the lock: find the queued edit committed by the lock holder before us, or
-        commit the queue ourselves (group.py). An edit handed back, or one that was never
-        queued: confirm or redo the plan at the indexed head, commit, move the ref from that
-        head (RefMoved if git moved it meanwhile), index the commit.
+        commit the queue ourselves (group.py), with our edit in it. With a request not queued
+        the lock is not waited for (LockBusy). An edit handed back, or one without a request
+        (the index lagged): confirm or redo the plan at the indexed head, commit, move the
+        ref from that head (RefMoved if git moved it meanwhile), index the commit.
 
         Once the ref has moved the edit is durable: it is acknowledged even when indexing it
         fails (the catch-up indexes it on the next read)."""
         path = ctype.path(slug)
         landed: WriteResult | None = None
+        outcomes: dict[str, Landed | None] = {}  # what the chain we led did
+
+        def outcome() -> WriteResult | None:
+            assert request is not None
+            if queued:
+                _, commit, blob = self.queue.outcome(request.id)
+                return self._landed(ctype, slug, plan, (commit, blob) if commit else None)
+            return self._landed(ctype, slug, plan, outcomes.get(request.id))
+
         try:
-            with self.locked() as session:
+            with self.locked(wait=queued or request is None) as session:
                 if request is not None:
-                    landed = self._queued(ctype, slug, plan, request)
+                    landed = outcome() if queued else None
                     if landed is None:
-                        self._lead(session)
-                        landed = self._queued(ctype, slug, plan, request)
+                        self._lead(session, outcomes, None if queued else request)
+                        landed = outcome()
                     if landed is not None:
                         return landed
                 _, synced = self.sync_ref(session, MAIN)
@@ -262,20 +279,20 @@ class WritePath(GroupCommit):
                 )
         except Exception:
             if landed is None and request is not None:
-                landed = self._queued(ctype, slug, plan, request)
+                landed = outcome()
             if landed is None:
                 raise
             log.exception("%s landed but indexing it failed: the catch-up will", landed.commit)
         assert landed is not None
         return landed
 
-    def _queued(
-        self, ctype: ContentType, slug: str, plan: _Plan | None, request: Prepared
+    def _landed(
+        self, ctype: ContentType, slug: str, plan: _Plan | None, landed: Landed | None
     ) -> WriteResult | None:
-        """The outcome of a queued edit, once a lock holder has committed it."""
-        _, commit, blob = self.queue.outcome(request.id)
-        if commit is None or plan is None:
+        """What to answer for an edit committed in a chain: (commit, the item's new blob)."""
+        if landed is None or plan is None:
             return None
+        commit, blob = landed
         data = plan.new_data
         if blob != plan.new_blob:  # merged again by the lock holder
             with self.store.objects() as objs:

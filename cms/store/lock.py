@@ -27,14 +27,22 @@ class LockTimeout(Unavailable):
         self.waited = waited
 
 
+class LockBusy(LockTimeout):
+    """The lock is held and the caller would not wait for it (timeout 0)."""
+
+
 @contextmanager
 def write_lock(path: Path, timeout: float = 10.0) -> Iterator[None]:
-    """Hold the lock for the block; wait at most `timeout` seconds for it (LockTimeout)."""
+    """Hold the lock for the block; wait at most `timeout` seconds for it (LockTimeout), or
+    not at all with timeout 0 (LockBusy)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        if timeout <= 0:
+            os.close(fd)
+            raise LockBusy(0.0) from None
         fd = _wait_for(fd, timeout)  # owns fd from here: closed by it on a timeout
     except BaseException:
         os.close(fd)
