@@ -26,7 +26,6 @@ from sqlalchemy import (
     insert,
     or_,
     select,
-    update,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -288,13 +287,26 @@ def put_items(
         if fresh:
             new_rows.append({"ref": ref, "type": type_name, "slug": slug, **values})
             continue
-        updated = session.execute(
-            update(ItemRow).where(*_item_key(ref, type_name, slug)).values(values),
-            execution_options=_CORE,
-        )
+        key = {"b_ref": ref, "b_type": type_name, "b_slug": slug}
+        updated = session.execute(_UPDATE_ITEM, {**key, **values})
         if updated.rowcount == 0:  # type: ignore[attr-defined]
-            session.execute(insert(ItemRow).values(ref=ref, type=type_name, slug=slug, **values))
+            session.execute(ItemRow.__table__.insert(), [{"ref": ref, "type": type_name,  # type: ignore[attr-defined]
+                                                          "slug": slug, **values}])  # fmt: skip
     _insert_many(session, ItemRow, new_rows)
+
+
+# one item's row set to a new version: a Core statement built once (the ORM's bulk paths and
+# a statement built per call cost more than the UPDATE itself)
+_items = ItemRow.__table__
+_UPDATE_ITEM = (
+    _items.update()  # type: ignore[attr-defined]
+    .where(
+        _items.c.ref == bindparam("b_ref"),
+        _items.c.type == bindparam("b_type"),
+        _items.c.slug == bindparam("b_slug"),
+    )
+    .values({name: bindparam(name) for name in ("blob", "sha", "data", "error", "parent", "title")})
+)
 
 
 def _item_key(ref: str, type_name: str, slug: str) -> tuple[Any, ...]:
@@ -353,7 +365,7 @@ def _last_item_seq_of(ref: Any, type_name: Any, slug: Any) -> Any:
 # in one statement. Executed row after row (executemany: our drivers do not fold it into one
 # multi-row INSERT), so that two changes of one item in a batch count on; a group commit test
 # guards it.
-_NUMBERED_CHANGE = insert(ChangeRow).values(
+_NUMBERED_CHANGE = ChangeRow.__table__.insert().values(  # type: ignore[attr-defined]
     {
         **{name: bindparam(f"b_{name}") for name in
            ("ref", "sha", "seq", "type", "slug", "action", "blob", "old_blob")},

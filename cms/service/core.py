@@ -169,11 +169,14 @@ class ServiceBase:
         auth.create_tables(self.accounts_engine)  # tokens and preview links
 
     @contextmanager
-    def locked(self, wait: bool = True) -> Iterator[Session]:
+    def locked(
+        self, wait: bool = True, unless: Callable[[], bool] | None = None
+    ) -> Iterator[Session]:
         """The write lock and one index transaction, committed before the lock is released.
-        wait=False: LockBusy at once if another process holds the lock."""
+        wait=False: LockBusy at once if another process holds the lock; unless: see
+        write_lock (NoLongerNeeded)."""
         timeout = self.lock_timeout if wait else 0
-        with write_lock(self.lock_path, timeout), self.write_session() as session:
+        with write_lock(self.lock_path, timeout, unless), self.write_session() as session:
             yield session
 
     # --- from git into the index ---------------------------------------------------------------

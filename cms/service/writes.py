@@ -39,7 +39,7 @@ from cms.service.items import (
 )
 from cms.service.merge import three_way
 from cms.service.messages import MERGE_TRAILER, clean_reason
-from cms.store.lock import LockBusy, LockTimeout
+from cms.store.lock import LockBusy, LockTimeout, NoLongerNeeded
 from cms.store.log import LogEntry
 from cms.store.objects import ZERO, ObjectAccess
 from cms.store.queue import new_id as new_request_id
@@ -225,8 +225,14 @@ class WritePath(GroupCommit):
                 return self._landed(ctype, slug, plan, (commit, blob) if commit else None)
             return self._landed(ctype, slug, plan, outcomes.get(request.id))
 
+        def committed_meanwhile() -> bool:  # by the lock holder we queued behind
+            assert request is not None
+            return self.queue.decided(request.id) and self.queue.outcome(request.id)[1] is not None
+
         try:
-            with self.locked(wait=queued or request is None) as session:
+            with self.locked(
+                wait=queued or request is None, unless=committed_meanwhile if queued else None
+            ) as session:
                 if request is not None:
                     landed = outcome() if queued else None
                     if landed is None:
@@ -277,6 +283,11 @@ class WritePath(GroupCommit):
                     head_row=synced,
                     known={new_blob: new_data} if new_blob and new_data else None,
                 )
+        except NoLongerNeeded:
+            # committed by the lock holder: its ref is durable, its index follows it at once
+            # (and a read that comes first catches up from git, under the lock)
+            landed = outcome()
+            assert landed is not None
         except Exception:
             if landed is None and request is not None:
                 landed = outcome()

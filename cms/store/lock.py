@@ -11,12 +11,14 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from cms.errors import Unavailable
+
+POLL = 0.004  # seconds between two looks at `unless` while waiting
 
 
 class LockTimeout(Unavailable):
@@ -31,10 +33,18 @@ class LockBusy(LockTimeout):
     """The lock is held and the caller would not wait for it (timeout 0)."""
 
 
+class NoLongerNeeded(Exception):
+    """What the waiter waited for the lock to do was done meanwhile (`unless` turned true)."""
+
+
 @contextmanager
-def write_lock(path: Path, timeout: float = 10.0) -> Iterator[None]:
+def write_lock(
+    path: Path, timeout: float = 10.0, unless: Callable[[], bool] | None = None
+) -> Iterator[None]:
     """Hold the lock for the block; wait at most `timeout` seconds for it (LockTimeout), or
-    not at all with timeout 0 (LockBusy)."""
+    not at all with timeout 0 (LockBusy). unless: looked at every few milliseconds while
+    waiting; once true, the wait ends with NoLongerNeeded (a writer whose edit another lock
+    holder has committed need not take the lock to learn it)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -43,7 +53,7 @@ def write_lock(path: Path, timeout: float = 10.0) -> Iterator[None]:
         if timeout <= 0:
             os.close(fd)
             raise LockBusy(0.0) from None
-        fd = _wait_for(fd, timeout)  # owns fd from here: closed by it on a timeout
+        fd = _wait_for(fd, timeout, unless)  # owns fd from here: closed by it on a timeout
     except BaseException:
         os.close(fd)
         raise
@@ -57,7 +67,7 @@ def write_lock(path: Path, timeout: float = 10.0) -> Iterator[None]:
         os.close(fd)
 
 
-def _wait_for(fd: int, timeout: float) -> int:
+def _wait_for(fd: int, timeout: float, unless: Callable[[], bool] | None = None) -> int:
     """Block in flock on a helper thread, so that the kernel hands the lock over the moment
     its holder lets go (polling would leave it idle between polls), while this thread can
     still give up after `timeout`. A waiter given up on releases the lock as soon as it gets it.
@@ -79,10 +89,22 @@ def _wait_for(fd: int, timeout: float) -> int:
 
     start = time.monotonic()
     threading.Thread(target=wait, name="cms-lock-wait", daemon=True).start()
-    granted.wait(timeout)
+    deadline = start + timeout
+    needed = True
+    if unless is None:
+        granted.wait(timeout)
+    else:
+        while not granted.wait(min(POLL, max(deadline - time.monotonic(), 0))):
+            if time.monotonic() >= deadline:
+                break
+            if unless():
+                needed = False
+                break
     with guard:
         if not granted.is_set():
             state["abandoned"] = True
+            if not needed:
+                raise NoLongerNeeded()
             raise LockTimeout(time.monotonic() - start)
     if state["error"] is not None:
         os.close(fd)

@@ -56,9 +56,18 @@ class EditQueue:
         return self.path / (request_id + suffix)
 
     def _write(self, target: Path, payload: Any) -> None:
-        tmp = target.with_name(f".tmp-{target.name}")
-        tmp.write_text(json.dumps(payload), encoding="utf-8")
+        tmp = os.path.join(self.path, f".tmp-{target.name}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, json.dumps(payload).encode())
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
+
+    def decided(self, request_id: str) -> bool:
+        """Whether a lock holder has left this edit an outcome (one stat: polled while the
+        edit's writer waits for the lock)."""
+        return os.path.exists(self._file(request_id, RESULT))
 
     def submit(self, request_id: str, payload: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
