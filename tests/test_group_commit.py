@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from cms.index import ChangeRow
 from cms.service import MAIN, ContentService
+from cms.service.group import GroupCommit
 from cms.store.lock import write_lock
 from cms.store.queue import EditQueue
 
@@ -219,6 +220,34 @@ def test_links_are_checked_again_on_the_chain(
     )
     statuses = sorted(r.status_code for r in results)
     assert statuses in ([200, 409], [204, 422]), [r.json for r in results]
+    assert svc.check() == []
+
+
+def test_an_edit_that_cannot_join_the_chain_holds_up_no_other(
+    app: Flask,
+    svc: ContentService,
+    repo: Path,
+    client: FlaskClient,
+    editor: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    targets = people(client, editor, 3)
+    poisoned = targets[1][0]
+    original = GroupCommit._confirm
+
+    def confirm(self: GroupCommit, session: Any, objs: Any, chain: Any, ctype: Any, r: Any,
+                current: Any) -> Any:  # fmt: skip
+        if r.slug == poisoned:
+            raise RuntimeError("a bug in chaining this one")
+        return original(self, session, objs, chain, ctype, r, current)
+
+    monkeypatch.setattr(GroupCommit, "_confirm", confirm)
+    before = git(repo, "rev-parse", "main").strip()
+    results = behind_the_lock(
+        app, svc, [patch(slug, etag, {"bio": "still lands"}, editor) for slug, etag in targets]
+    )
+    assert [r.status_code for r in results] == [200] * 3  # the poisoned one alone, as before
+    assert git(repo, "rev-list", "--count", f"{before}..main").strip() == "3"
     assert svc.check() == []
 
 

@@ -15,7 +15,7 @@ from conftest import assert_fsck_clean, git
 from cms.store import refs
 from cms.store.errors import RefLocked, RefMoved
 from cms.store.git import GitStore
-from cms.store.lock import LockTimeout, write_lock
+from cms.store.lock import LockBusy, LockTimeout, NoLongerNeeded, write_lock
 from cms.store.objects import Identity
 
 ME = Identity("Test Author", "author@example.org")
@@ -244,6 +244,37 @@ def test_the_write_lock_waits_gives_up_and_leaks_nothing(tmp_path: Path) -> None
     while threading.active_count() > threads and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() == threads
+    assert open_fds() == fds
+
+
+def test_the_write_lock_busy_or_no_longer_needed(tmp_path: Path) -> None:
+    """timeout 0 never waits (LockBusy); a waiter whose `unless` turns true stops waiting
+    (NoLongerNeeded) and leaves the lock free once its holder lets go; the file names the
+    process that holds the lock."""
+    lock = tmp_path / "repo.cms-lock"
+    fds = open_fds()
+    holder = _hold_lock(lock, 2)
+    try:
+        assert int(lock.read_text()) == holder.pid
+        start = time.monotonic()
+        with pytest.raises(LockBusy), write_lock(lock, timeout=0):
+            pytest.fail("got a lock another process holds")
+        assert time.monotonic() - start < 1  # did not wait (bounded, not a speed goal)
+        done = threading.Event()
+        threading.Timer(0.1, done.set).start()
+        with pytest.raises(NoLongerNeeded), write_lock(lock, timeout=30, unless=done.is_set):
+            pytest.fail("got a lock another process holds")
+        assert holder.wait(timeout=30) == 0
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout:
+            holder.stdout.close()
+    with write_lock(lock, timeout=5):
+        assert int(lock.read_text()) == os.getpid()
+    deadline = time.monotonic() + 10
+    while open_fds() != fds and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert open_fds() == fds
 
 

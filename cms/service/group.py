@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from cms.errors import CMSError
@@ -143,9 +144,9 @@ class GroupCommit(Reads):
                     except (KeyError, TypeError, ValueError):
                         chain.outcomes[request_id] = None
                         continue
-                    self._add(session, objs, chain, request)
+                    self._add_or_hand_back(session, objs, chain, request)
                 if own is not None:
-                    self._add(session, objs, chain, own)
+                    self._add_or_hand_back(session, objs, chain, own)
         others = {k: v for k, v in chain.outcomes.items() if own is None or k != own.id}
         landed = {k: list(v) for k, v in others.items() if v is not None}
         if chain.entries:
@@ -180,6 +181,20 @@ class GroupCommit(Reads):
                 queue.finish(request_id, commit, blob)
         if journal:
             queue.clear_journal()
+
+    def _add_or_hand_back(
+        self, session: Session, objs: ObjectAccess, chain: _Chain, r: Prepared
+    ) -> None:
+        """One edit that cannot be chained (a bug, a file it needs gone) must not fail the
+        others, nor every lock holder after: its writer does it alone. The database failing
+        fails the chain (and each writer answers 503)."""
+        try:
+            self._add(session, objs, chain, r)
+        except DBAPIError:
+            raise
+        except Exception:
+            log.exception("queued edit %s could not join the chain: its writer does it alone", r.id)
+            chain.outcomes[r.id] = None
 
     def _add(self, session: Session, objs: ObjectAccess, chain: _Chain, r: Prepared) -> None:
         """Confirm one edit at the chain's tip and commit it there, or hand it back."""
