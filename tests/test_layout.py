@@ -15,7 +15,7 @@ LAYERS = {
     "api": ("cms.api", "cms.frontend", "cms.middleware", "cms.delivery"),
     "service": ("cms.service",),
     "store": ("cms.store",),
-    "index": ("cms.index",),
+    "index": ("cms.index", "cms.paging"),
     "base": (
         "cms.types",
         "cms.schemas",

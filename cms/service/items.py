@@ -16,7 +16,8 @@ from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from cms.errors import Invalid
-from cms.index import ItemRow, RefHead, page_items
+from cms.index import ItemRow, RefHead
+from cms.paging import page_items
 from cms.serialize import SerializationError, parse_yaml
 from cms.store.objects import ObjectAccess, object_id
 from cms.types import TYPES, ContentType, item_key

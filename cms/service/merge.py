@@ -1,12 +1,21 @@
 """Field-level three-way merge of concurrent edits: the version an editor started from (the
 base), the current one (theirs) and the editor's (yours). Fields are whole values; a Markdown
 field both sides changed is also merged line by line (git's own `merge-file`), when cleanly.
+`merge_with_current` applies an edit sent with X-Merge-Base to the item as it is now.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cms.errors import MergeConflict, StaleETag
+from cms.index import ChangeRow
+from cms.service.items import MAIN, Item, item_from_blob, valid_item
+from cms.store.objects import ObjectAccess
 from cms.store.process import merge_text
 from cms.types import ContentType
 
@@ -40,3 +49,32 @@ def three_way(
                 continue
         conflicts[name] = {"base": b, "theirs": t, "yours": y}
     return merged, conflicts
+
+
+def merge_with_current(
+    session: Session,
+    objs: ObjectAccess,
+    ctype: ContentType,
+    slug: str,
+    make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    base_blob: str,
+    current: Item,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The edit made against its base, merged field by field with the current version;
+    and the edit as made against its base."""
+    stale = StaleETag(current.as_json(), current.blob)
+    was_a_version = session.scalar(
+        select(ChangeRow.id)
+        .where(ChangeRow.ref == MAIN, ChangeRow.type == ctype.name, ChangeRow.slug == slug)
+        .where(ChangeRow.blob == base_blob)
+        .limit(1)
+    )
+    base = item_from_blob(objs, ctype.name, slug, base_blob) if was_a_version else None
+    if base is None or base.data is None or base.error or current.data is None:
+        raise stale  # not a version of this item: nothing to merge against
+    yours = make(dict(base.data))
+    assert yours is not None  # updates only: deletes and reverts are never merged
+    merged, conflicts = three_way(ctype, base.data, current.data, yours)
+    if conflicts:
+        raise MergeConflict(conflicts, current.as_json(), current.blob)
+    return valid_item(ctype, merged, "The merged item is not valid."), yours

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import select
 
-from cms import index
+from cms import paging
 from cms.errors import Conflict, NotFound, Unavailable
 from cms.index import ItemRow, RefHead
 from cms.service.core import ServiceBase
@@ -59,7 +59,7 @@ class Reads(ServiceBase):
         with self.read_session() as session:
             known = session.get(RefHead, ref)
             snap = Snapshot(sha=known.sha if known else "", stamp=stamp)
-            counts = index.count_by_type(session, ref)
+            counts = paging.count_by_type(session, ref)
             large = {name for name, count in counts.items() if count > self.snapshot_max_items}
             held: dict[str, dict[str, Item]] = {}
             query = select(ItemRow).where(ItemRow.ref == ref, ItemRow.type.not_in(large))

@@ -14,18 +14,16 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cms.auth import Actor
 from cms.errors import (
     Conflict,
-    MergeConflict,
     NotFound,
     PreconditionRequired,
     StaleETag,
 )
-from cms.index import ChangeRow, ItemRow, RefHead
+from cms.index import ItemRow, RefHead
 from cms.service.core import retry_on_ref_moved, signed
 from cms.service.group import GroupCommit, Landed, Prepared
 from cms.service.integrity import check_links_of
@@ -35,9 +33,8 @@ from cms.service.items import (
     blob_id,
     companion_changes,
     item_from_blob,
-    valid_item,
 )
-from cms.service.merge import three_way
+from cms.service.merge import merge_with_current
 from cms.service.messages import MERGE_TRAILER, clean_reason
 from cms.store.lock import LockBusy, LockTimeout, NoLongerNeeded
 from cms.store.log import LogEntry
@@ -364,7 +361,9 @@ class WritePath(GroupCommit):
         new_data: dict[str, Any] | None
         if merged_from is not None:
             assert current is not None
-            new_data, yours = self._merged(session, objs, ctype, slug, make, merged_from, current)
+            new_data, yours = merge_with_current(
+                session, objs, ctype, slug, make, merged_from, current
+            )
         else:
             new_data = make(current.data if current else None)
             yours = new_data if edit.merge_base is not None else None
@@ -384,35 +383,6 @@ class WritePath(GroupCommit):
             companions,
             yours,
         )
-
-    def _merged(
-        self,
-        session: Session,
-        objs: ObjectAccess,
-        ctype: ContentType,
-        slug: str,
-        make: Callable[[dict[str, Any] | None], dict[str, Any] | None],
-        base_blob: str,
-        current: Item,
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The edit made against its base, merged field by field with the current version;
-        and the edit as made against its base."""
-        stale = StaleETag(current.as_json(), current.blob)
-        was_a_version = session.scalar(
-            select(ChangeRow.id)
-            .where(ChangeRow.ref == MAIN, ChangeRow.type == ctype.name, ChangeRow.slug == slug)
-            .where(ChangeRow.blob == base_blob)
-            .limit(1)
-        )
-        base = item_from_blob(objs, ctype.name, slug, base_blob) if was_a_version else None
-        if base is None or base.data is None or base.error or current.data is None:
-            raise stale  # not a version of this item: nothing to merge against
-        yours = make(dict(base.data))
-        assert yours is not None  # updates only: deletes and reverts are never merged
-        merged, conflicts = three_way(ctype, base.data, current.data, yours)
-        if conflicts:
-            raise MergeConflict(conflicts, current.as_json(), current.blob)
-        return valid_item(ctype, merged, "The merged item is not valid."), yours
 
     @staticmethod
     def _store_blob(objs: ObjectAccess, plan: _Plan) -> None:
