@@ -21,6 +21,7 @@ import requests
 from conftest import Server, assert_fsck_clean, git, make_db_url, new_token
 from flask.testing import FlaskClient
 
+from cms import database
 from cms.app import create_app
 from cms.service import ContentService
 from cms.store.objects import ObjectAccess
@@ -141,6 +142,27 @@ def test_database_outage_is_503_and_recovers_by_itself(
     assert svc.check() == []
     svc.dispose()
     assert_fsck_clean(svc.store.path)
+
+
+def test_connections_cut_while_resting_in_the_pool_are_replaced(
+    pg_behind_proxy: tuple[str, TcpProxy], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ping per checkout (a round trip each), but a connection that rested in the pool is
+    pinged before use: cut while idle, it is replaced, and no request sees the cut."""
+    monkeypatch.setattr(database, "PING_IDLE_AFTER", 0.2)
+    url, proxy = pg_behind_proxy
+    app = create_app({"INSTANCE_PATH": str(tmp_path / "i"), "DATABASE_URL": url})
+    svc: ContentService = app.extensions["cms"]
+    client = app.test_client()
+    _, secret = new_token(svc, "editor")
+    auth = {"Authorization": f"Bearer {secret}"}
+    assert patch_bio(client, auth, "before").status_code == 200
+    proxy.stop()  # every pooled connection dies while it rests
+    proxy.start()
+    time.sleep(0.3)
+    assert patch_bio(client, auth, "after").status_code == 200
+    assert client.get(PERSON + "?ref=main", headers=auth).get_json()["bio"] == "after"
+    svc.dispose()
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EIO])
