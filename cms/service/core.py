@@ -89,17 +89,23 @@ class ServiceBase:
         self.committer = committer
         self.lock_timeout = lock_timeout
         self.lock_path = store.path.with_name(store.path.name + ".cms-lock")
-        read_engine = engine
+        read_engine = lookup_engine = engine
         if engine.dialect.name == "postgresql":
             read_engine = engine.execution_options(isolation_level="REPEATABLE READ")
+            # a lookup needs no transaction: BEGIN and COMMIT are two round trips of three
+            lookup_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._read_sessions = sessionmaker(read_engine, expire_on_commit=False)
+        self._lookup_sessions = sessionmaker(lookup_engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(
             engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
         self._accounts_sessions = sessionmaker(
             self.accounts_engine.execution_options(sqlite_immediate=True), expire_on_commit=False
         )
-        self._accounts_reads = sessionmaker(self.accounts_engine, expire_on_commit=False)
+        accounts_lookups = self.accounts_engine
+        if accounts_lookups.dialect.name == "postgresql":
+            accounts_lookups = accounts_lookups.execution_options(isolation_level="AUTOCOMMIT")
+        self._accounts_reads = sessionmaker(accounts_lookups, expire_on_commit=False)
         self._snapshots: dict[str, Snapshot] = {}
         # a type with more items than this on a ref is read from SQL a page at a time instead
         # of being held in each worker's memory (CMS_SNAPSHOT_MAX_ITEMS)
@@ -121,6 +127,14 @@ class ServiceBase:
             yield session
 
     @contextmanager
+    def lookup_session(self) -> Iterator[Session]:
+        """Reads that need no snapshot of their own (each checked against git or under the
+        lock later): on PostgreSQL without a transaction, one round trip a statement."""
+        self._check_index_file()
+        with self._lookup_sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
     def write_session(self) -> Iterator[Session]:
         self._check_index_file()
         with self._write_sessions() as session, session.begin():
@@ -129,7 +143,8 @@ class ServiceBase:
     @contextmanager
     def accounts_session(self, write: bool = True) -> Iterator[Session]:
         """A transaction on the accounts (tokens) database; write=False for a lookup, which
-        on SQLite then waits for no writer (BEGIN, not BEGIN IMMEDIATE)."""
+        waits for no writer on SQLite (BEGIN, not BEGIN IMMEDIATE) and needs no transaction
+        on PostgreSQL."""
         sessions = self._accounts_sessions if write else self._accounts_reads
         with sessions() as session, session.begin():
             yield session

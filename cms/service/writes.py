@@ -319,7 +319,8 @@ class WritePath(GroupCommit):
     ) -> _Plan | None:
         """The write worked out against the current head, without the lock; None when the index
         lags behind git (a commit made by hand): then all of it is done under the lock."""
-        with self.read_session() as session:
+        # every answer here is checked again: the item against git, the plan under the lock
+        with self.lookup_session() as session:
             indexed = session.get(RefHead, MAIN)
             head = self.store.read_ref(MAIN)
             if head is None or indexed is None or indexed.sha != head:
