@@ -176,9 +176,12 @@ class GroupCommit(Reads):
         its journal: the edits whose commits are on the ref landed (the catch-up has just
         indexed them); the others are claimed again."""
         journal = queue.read_journal()
-        for request_id, (commit, blob) in journal.items():
+        for request_id, landed in journal.items():
+            if not (isinstance(landed, list) and len(landed) == 2 and isinstance(landed[0], str)):
+                continue  # not ours to read: its edit is claimed again
+            commit, blob = landed
             if session.get(CommitRow, (MAIN, commit)) is not None:
-                queue.finish(request_id, commit, blob)
+                queue.finish(request_id, commit, blob if isinstance(blob, str) else None)
         if journal:
             queue.clear_journal()
 
