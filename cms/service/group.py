@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -113,8 +114,9 @@ class _Chain:
 class GroupCommit(Reads):
     """Committing the queue's edits as one chain; see the module's docstring."""
 
-    @property
+    @cached_property
     def queue(self) -> EditQueue:
+        """The edits waiting for the lock (one object per service: every write asks for it)."""
         return EditQueue(self.store.path.with_name(self.store.path.name + ".cms-queue"))
 
     def _lead(
